@@ -1,0 +1,222 @@
+"""Settings: one frozen dataclass tree, parsed from the client's ``slm`` section.
+
+Keys on the wire are camelCase (``maxTokens``); fields here are snake_case.
+Every field has a one-line docstring (the string literal right after it), which
+``describe()`` reads to generate documentation tables and editor schemas.
+
+A bad value never raises: ``parse_settings`` returns the default for that field
+and a human-readable problem, which the server shows with ``window/showMessage``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, get_type_hints
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The completion model."""
+
+    name: str = "qwen2.5-coder-0.5b"
+    """Known model to use when `path` is empty (see `slm-lsp model list`)."""
+    path: str = ""
+    """Path to any GGUF file with fill-in-the-middle tokens; overrides `name`."""
+    threads: int = 0
+    """CPU threads for the model; 0 picks the number of physical cores."""
+    context_size: int = 4096
+    """Model context window in tokens (prompt plus generation)."""
+    batch_size: int = 512
+    """Prompt tokens evaluated per batch."""
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    """Inline completion."""
+
+    enabled: bool = True
+    """Answer inline completion requests at all."""
+    max_tokens: int = 64
+    """Upper bound on generated tokens per suggestion."""
+    max_lines: int = 8
+    """Most lines in a multi-line suggestion (only offered where a block opens)."""
+    max_prefix_tokens: int = 1536
+    """Budget for the text before the cursor."""
+    max_suffix_tokens: int = 256
+    """Budget for the text after the cursor."""
+    timeout_ms: int = 8000
+    """Give up on a suggestion after this long and return nothing."""
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Repository index used as completion and hover context."""
+
+    enabled: bool = True
+    """Build and use the repository index."""
+    context_tokens: int = 512
+    """Token budget for retrieved repository chunks in a completion prompt."""
+    retrieval_budget_ms: int = 100
+    """Time budget for retrieval per completion request."""
+    max_file_kb: int = 512
+    """Files larger than this are not indexed."""
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """Hover explanations."""
+
+    enabled: bool = True
+    """Answer hover requests with an explanation."""
+    model_name: str = ""
+    """Known model for explanations; empty uses the completion model."""
+    model_path: str = ""
+    """GGUF path for explanations; overrides `modelName`."""
+    max_tokens: int = 160
+    """Upper bound on generated tokens per explanation."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of slm-lsp's settings (the `slm` section)."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    """The completion model."""
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    """Inline completion."""
+    index: IndexSettings = field(default_factory=IndexSettings)
+    """Repository index."""
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
+    """Hover explanations."""
+    log_level: str = "info"
+    """Server log level: debug, info, warning or error (logs go to stderr)."""
+
+
+# Extra validation beyond the type: field path -> (check, description).
+_LIMITS: dict[str, tuple[Any, str]] = {
+    "model.threads": (lambda v: 0 <= v <= 256, "between 0 and 256"),
+    "model.context_size": (lambda v: 512 <= v <= 131072, "between 512 and 131072"),
+    "model.batch_size": (lambda v: 8 <= v <= 8192, "between 8 and 8192"),
+    "completion.max_tokens": (lambda v: 1 <= v <= 1024, "between 1 and 1024"),
+    "completion.max_lines": (lambda v: 1 <= v <= 200, "between 1 and 200"),
+    "completion.max_prefix_tokens": (lambda v: 16 <= v <= 65536, "between 16 and 65536"),
+    "completion.max_suffix_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),
+    "completion.timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
+    "index.context_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),
+    "index.retrieval_budget_ms": (lambda v: 1 <= v <= 10000, "between 1 and 10000"),
+    "index.max_file_kb": (lambda v: 1 <= v <= 1048576, "between 1 and 1048576"),
+    "explain.max_tokens": (lambda v: 1 <= v <= 2048, "between 1 and 2048"),
+    "log_level": (lambda v: v in ("debug", "info", "warning", "error"),
+                  "one of debug, info, warning, error"),
+}
+
+
+def camel(name: str) -> str:
+    """`max_tokens` -> `maxTokens`."""
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _check_value(path: str, value: Any, expected: type) -> str | None:
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - only the types above are used
+        ok = isinstance(value, expected)
+    if not ok:
+        return f"slm.{path}: expected {expected.__name__}, got {value!r}"
+    limit = _LIMITS.get(path)
+    if limit and not limit[0](value):
+        return f"slm.{path}: {value!r} is out of range ({limit[1]})"
+    return None
+
+
+def _parse(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
+    default = cls()
+    if raw is None:
+        return default
+    if not isinstance(raw, dict):
+        problems.append(f"slm{'.' + prefix if prefix else ''}: expected an object, got {raw!r}")
+        return default
+    hints = get_type_hints(cls)
+    known = {camel(f.name): f for f in fields(cls)} | {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        f = known.get(key)
+        path = f"{prefix}.{key}" if prefix else key
+        if f is None:
+            problems.append(f"slm.{path}: unknown setting (ignored)")
+            continue
+        fpath = f"{prefix}.{f.name}" if prefix else f.name
+        hint = hints[f.name]
+        if is_dataclass(hint):
+            values[f.name] = _parse(hint, value, fpath, problems)  # type: ignore[arg-type]
+            continue
+        problem = _check_value(fpath, value, hint)
+        if problem:
+            problems.append(problem + f"; using the default {getattr(default, f.name)!r}")
+        else:
+            values[f.name] = value
+    return replace(default, **values)
+
+
+def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
+    """Parse the client's `slm` section; returns settings and problems found."""
+    problems: list[str] = []
+    settings = _parse(Settings, raw, "", problems)
+    return settings, problems
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written right after each field in a dataclass body."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+            docs[node.target.id] = str(nxt.value.value).strip()
+    return docs
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """One row of the generated settings reference."""
+
+    key: str
+    type: str
+    default: Any
+    doc: str
+
+
+def describe(cls: type = Settings, prefix: str = "slm") -> list[SettingDoc]:
+    """Every leaf setting with its wire key, type, default and docstring."""
+    rows: list[SettingDoc] = []
+    hints = get_type_hints(cls)
+    docs = _field_docs(cls)
+    default = cls()
+    for f in fields(cls):
+        key = f"{prefix}.{camel(f.name)}"
+        hint = hints[f.name]
+        if is_dataclass(hint):
+            rows.extend(describe(hint, key))  # type: ignore[arg-type]
+        else:
+            rows.append(SettingDoc(key, hint.__name__, getattr(default, f.name), docs.get(f.name, "")))
+    return rows
+
+
+def section_changed(old: Settings, new: Settings, name: str) -> bool:
+    """True when the named sub-section differs (used to decide on a model reload)."""
+    return bool(getattr(old, name) != getattr(new, name))
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data (snake_case), for logging and `doctor`."""
+    return dataclasses.asdict(settings)
