@@ -1,0 +1,26 @@
+import * as vscode from 'vscode';
+import { COMMANDS, Controller } from './controller';
+import { VscodeHost } from './vscodeHost';
+
+let controller: Controller | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const host = new VscodeHost(context, COMMANDS.toggleSuggestions);
+  const ctl = new Controller(host);
+  controller = ctl;
+  context.subscriptions.push(
+    host,
+    vscode.commands.registerCommand(COMMANDS.toggleSuggestions, () => ctl.toggleSuggestions()),
+    vscode.commands.registerCommand(COMMANDS.reindex, () => ctl.reindex()),
+    vscode.commands.registerCommand(COMMANDS.showLog, () => ctl.showLog()),
+    vscode.commands.registerCommand(COMMANDS.installModel, () => ctl.installModel()),
+    vscode.commands.registerCommand(COMMANDS.restart, () => ctl.restart()),
+    vscode.workspace.onDidChangeConfiguration((event) => ctl.onConfigurationChanged((key) => event.affectsConfiguration(key))),
+  );
+  await ctl.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await controller?.stop();
+  controller = undefined;
+}
