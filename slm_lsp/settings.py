@@ -121,7 +121,7 @@ def camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-def _check_value(path: str, value: Any, expected: type) -> str | None:
+def _check_value(path: str, value: Any, expected: type, wire: str) -> str | None:
     if expected is bool:
         ok = isinstance(value, bool)
     elif expected is int:
@@ -131,10 +131,10 @@ def _check_value(path: str, value: Any, expected: type) -> str | None:
     else:  # pragma: no cover - only the types above are used
         ok = isinstance(value, expected)
     if not ok:
-        return f"slm.{path}: expected {expected.__name__}, got {value!r}"
+        return f"slm.{wire}: expected {expected.__name__}, got {value!r}"
     limit = _LIMITS.get(path)
     if limit and not limit[0](value):
-        return f"slm.{path}: {value!r} is out of range ({limit[1]})"
+        return f"slm.{wire}: {value!r} is out of range ({limit[1]})"
     return None
 
 
@@ -143,7 +143,8 @@ def _parse(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
     if raw is None:
         return default
     if not isinstance(raw, dict):
-        problems.append(f"slm{'.' + prefix if prefix else ''}: expected an object, got {raw!r}")
+        wire = ".".join(camel(part) for part in prefix.split(".")) if prefix else ""
+        problems.append(f"slm{'.' + wire if wire else ''}: expected an object, got {raw!r}")
         return default
     hints = get_type_hints(cls)
     known = {camel(f.name): f for f in fields(cls)} | {f.name: f for f in fields(cls)}
@@ -155,11 +156,12 @@ def _parse(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
             problems.append(f"slm.{path}: unknown setting (ignored)")
             continue
         fpath = f"{prefix}.{f.name}" if prefix else f.name
+        wire = ".".join(camel(part) for part in fpath.split("."))
         hint = hints[f.name]
         if is_dataclass(hint):
             values[f.name] = _parse(hint, value, fpath, problems)  # type: ignore[arg-type]
             continue
-        problem = _check_value(fpath, value, hint)
+        problem = _check_value(fpath, value, hint, wire)
         if problem:
             problems.append(problem + f"; using the default {getattr(default, f.name)!r}")
         else:

@@ -1,0 +1,16 @@
+"""LSP features, one module per feature; each has ``register(server)``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server import SlmServer
+
+
+def register_all(server: SlmServer) -> None:
+    """Register every feature's handlers on ``server``."""
+    from . import completion, inline_completion, lifecycle
+
+    for module in (lifecycle, inline_completion, completion):
+        module.register(server)

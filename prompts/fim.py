@@ -1,0 +1,193 @@
+"""Fill-in-the-middle prompt templates for the code model families we support.
+
+A prompt is a list of segments: special tokens (by their text in the model's
+vocabulary) and plain text. The backend turns special segments into single
+token ids and tokenizes text segments without parsing special tokens, so code
+that happens to contain ``<|fim_prefix|>`` cannot inject control tokens.
+
+Layout, for the KV cache: everything stable comes first (repository context,
+file path, text above the cursor); the parts that change per keystroke sit as
+late as the template allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class FimFamily:
+    """The special tokens of one model family, as they appear in the vocabulary."""
+
+    name: str
+    prefix: str
+    suffix: str
+    middle: str
+    order: Literal["psm", "spm"] = "psm"
+    """psm: prefix, suffix, middle. spm: suffix first (Codestral's layout)."""
+    repo_name: str | None = None
+    file_sep: str | None = None
+    extra_stops: tuple[str, ...] = ()
+
+
+FAMILIES: tuple[FimFamily, ...] = (
+    FimFamily("qwen2.5-coder", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
+              repo_name="<|repo_name|>", file_sep="<|file_sep|>",
+              extra_stops=("<|fim_pad|>", "<|endoftext|>", "<|im_end|>")),
+    FimFamily("starcoder", "<fim_prefix>", "<fim_suffix>", "<fim_middle>",
+              repo_name="<repo_name>", file_sep="<file_sep>",
+              extra_stops=("<fim_pad>", "<|endoftext|>")),
+    FimFamily("deepseek-coder", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
+              extra_stops=("<|EOT|>", "<｜end▁of▁sentence｜>")),
+    FimFamily("codellama", "▁<PRE>", "▁<SUF>", "▁<MID>", extra_stops=("▁<EOT>",)),
+    FimFamily("codestral", "[PREFIX]", "[SUFFIX]", "[MIDDLE]", order="spm"),
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a prompt: a special token (by vocabulary text) or plain text."""
+
+    text: str
+    special: bool = False
+
+
+def special(text: str) -> Segment:
+    """A special-token segment."""
+    return Segment(text, True)
+
+
+def detect_family(
+    lookup: Callable[[str], int | None],
+    metadata_ids: dict[str, int] | None = None,
+) -> FimFamily | None:
+    """The family whose prefix, suffix and middle tokens all exist in the vocabulary.
+
+    ``lookup`` maps a token's text to its id when the text is one special token
+    of the model, else None. ``metadata_ids`` may carry the GGUF's own
+    ``fim_pre``/``fim_suf``/``fim_mid`` ids; when given, the family must match
+    them, which guards against a vocabulary that merely contains look-alikes.
+    """
+    for family in FAMILIES:
+        ids = [lookup(t) for t in (family.prefix, family.suffix, family.middle)]
+        if any(i is None for i in ids):
+            continue
+        if metadata_ids:
+            wanted = [metadata_ids.get(k) for k in ("fim_pre", "fim_suf", "fim_mid")]
+            if all(w is not None and w >= 0 for w in wanted) and wanted != ids:
+                continue
+        return family
+    return None
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    """A retrieved piece of another file, shown to the model before the current file."""
+
+    path: str
+    text: str
+
+
+def build_fim_prompt(
+    family: FimFamily,
+    prefix: str,
+    suffix: str,
+    *,
+    path: str | None = None,
+    repo_name: str | None = None,
+    context: Sequence[ContextFile] = (),
+) -> list[Segment]:
+    """The FIM prompt for one cursor position.
+
+    Repository-level tokens are used where the family has them: the retrieved
+    files come first, each after a file separator, then the current file's
+    path, so they stay identical (and cached) while the user types below them.
+    Families without them get the context as comments-free plain text header.
+    """
+    segments: list[Segment] = []
+    if family.file_sep and (context or path):
+        if family.repo_name and repo_name:
+            segments += [special(family.repo_name), Segment(f"{repo_name}\n")]
+        for item in context:
+            text = item.text if item.text.endswith("\n") else item.text + "\n"
+            segments += [special(family.file_sep), Segment(f"{item.path}\n{text}")]
+        if path:
+            segments += [special(family.file_sep), Segment(f"{path}\n")]
+    elif context:
+        header = "".join(
+            f"# {item.path}\n{item.text.rstrip()}\n\n" for item in context
+        )
+        prefix = header + prefix
+    if family.order == "spm":
+        segments += [special(family.suffix), Segment(suffix), special(family.prefix), Segment(prefix)]
+        return [s for s in segments if s.special or s.text]
+    segments += [
+        special(family.prefix), Segment(prefix),
+        special(family.suffix), Segment(suffix),
+        special(family.middle),
+    ]
+    return [s for s in segments if s.special or s.text]
+
+
+def stop_texts(family: FimFamily) -> tuple[str, ...]:
+    """Every special token text of the family: none may ever reach the editor."""
+    texts = [family.prefix, family.suffix, family.middle, *family.extra_stops]
+    texts += [t for t in (family.repo_name, family.file_sep) if t]
+    return tuple(texts)
+
+
+def all_special_texts() -> tuple[str, ...]:
+    """Special token texts of every known family (for a last-line scrub)."""
+    seen: dict[str, None] = {}
+    for family in FAMILIES:
+        for text in stop_texts(family):
+            seen[text] = None
+    return tuple(seen)
+
+
+def fit_prefix(text: str, budget: int, count: Callable[[str], int], align: int = 32) -> str:
+    """The tail of ``text`` within ``budget`` tokens, cut at a line boundary.
+
+    The cut moves in steps of ``align`` lines so that it stays put while the
+    user types further down: the start of the prompt, and so the model's cached
+    state, does not change on every new line.
+    """
+    if count(text) <= budget:
+        return text
+    lines = text.splitlines(keepends=True)
+    start = 0
+    while start < len(lines) - 1:
+        start += align
+        if start >= len(lines):
+            start = len(lines) - 1
+        if count("".join(lines[start:])) <= budget:
+            return "".join(lines[start:])
+    # A single huge last line: keep its end by characters.
+    tail = lines[-1] if lines else text
+    while tail and count(tail) > budget:
+        tail = tail[len(tail) // 4 or 1:]
+    return tail
+
+
+def fit_suffix(text: str, budget: int, count: Callable[[str], int]) -> str:
+    """The head of ``text`` within ``budget`` tokens, cut at a line boundary."""
+    if budget <= 0:
+        return ""
+    if count(text) <= budget:
+        return text
+    lines = text.splitlines(keepends=True)
+    lo, hi = 0, len(lines)
+    while lo < hi:  # largest number of whole lines that fits
+        mid = (lo + hi + 1) // 2
+        if count("".join(lines[:mid])) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0 and lines:  # the first line alone is too long: keep its start
+        first = lines[0]
+        while first and count(first) > budget:
+            first = first[: len(first) * 3 // 4]
+        return first
+    return "".join(lines[:lo])

@@ -1,0 +1,76 @@
+"""The seam between the engine and a model: the ``ModelBackend`` protocol."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prompts.fim import FimFamily, Segment
+
+
+class BackendError(Exception):
+    """A model could not be loaded or used; the message is shown to the user."""
+
+
+class Cancelled(Exception):
+    """Generation stopped because the request was cancelled or superseded."""
+
+
+@dataclass
+class Generation:
+    """What one generation produced and what it cost."""
+
+    text: str
+    n_prompt: int = 0
+    n_reused: int = 0
+    """Prompt tokens whose model state came from the cache."""
+    n_generated: int = 0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+    stop_reason: str = "length"
+    """eog (end of generation token), stop (stop rule), length, cancelled."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+StopRule = Callable[[str], int | None]
+"""Given the text so far, the length to cut it at and stop, or None to go on."""
+
+
+class ModelBackend(Protocol):
+    """A code model that can complete a prompt, one request at a time."""
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and `doctor` (file name or server model)."""
+        ...
+
+    @property
+    def fim(self) -> FimFamily | None:
+        """The model's fill-in-the-middle family, read from its vocabulary."""
+        ...
+
+    @property
+    def chat_template(self) -> str | None:
+        """The model's own chat template (Jinja), if it has one."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes (no special-token parsing)."""
+        ...
+
+    def generate(
+        self,
+        prompt: Sequence[Segment],
+        *,
+        max_tokens: int,
+        stop: StopRule | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        """Greedy-decode after ``prompt``; raise ``Cancelled`` if ``cancel`` is set."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...

@@ -1,0 +1,67 @@
+"""A scripted backend for fast unit tests. Never used by the product."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from prompts.fim import FAMILIES, FimFamily, Segment
+
+from .base import Cancelled, Generation, StopRule
+
+
+class FakeBackend:
+    """Answers every prompt with ``reply(prompt_text)``, one character per "token"."""
+
+    def __init__(
+        self,
+        reply: Callable[[str], str] | str = "",
+        *,
+        fim: FimFamily | None = FAMILIES[0],
+        delay: float = 0.0,
+    ) -> None:
+        self._reply = reply if callable(reply) else (lambda _p, r=reply: r)
+        self._fim = fim
+        self.delay = delay
+        self.prompts: list[str] = []
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        return "fake"
+
+    @property
+    def fim(self) -> FimFamily | None:
+        return self._fim
+
+    @property
+    def chat_template(self) -> str | None:
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4) if text else 0
+
+    def generate(
+        self,
+        prompt: Sequence[Segment],
+        *,
+        max_tokens: int,
+        stop: StopRule | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        text = "".join(s.text for s in prompt)
+        self.prompts.append(text)
+        full = self._reply(text)
+        out = ""
+        for n, ch in enumerate(full[:max_tokens]):
+            if cancel is not None and (cancel.wait(self.delay) if self.delay else cancel.is_set()):
+                raise Cancelled()
+            out += ch
+            cut = stop(out) if stop else None
+            if cut is not None:
+                return Generation(out[:cut], n_prompt=len(text), n_generated=n + 1,
+                                  stop_reason="stop")
+        return Generation(out, n_prompt=len(text), n_generated=len(out))
+
+    def close(self) -> None:
+        self.closed = True

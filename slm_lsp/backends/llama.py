@@ -1,0 +1,390 @@
+"""In-process GGUF backend on llama.cpp (llama-cpp-python's low-level API).
+
+We drive llama.cpp ourselves instead of ``Llama.create_completion`` for three
+reasons: cancellation must stop decoding at the next token, the KV cache must
+be reused across requests in ways the high-level class does not do (see
+``KVCache.sync``), and nothing may ever write to stdout (the protocol channel):
+the high-level class redirects file descriptors while loading, which would
+race with the server writing responses.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from prompts.fim import FimFamily, Segment, detect_family
+
+from .base import BackendError, Cancelled, Generation, StopRule
+
+log = logging.getLogger(__name__)
+
+_backend_ready = False
+_backend_lock = threading.Lock()
+
+
+def _init_llama() -> object:
+    """Import llama_cpp once, with its C logging routed to stderr at error level."""
+    global _backend_ready
+    try:
+        import llama_cpp
+        from llama_cpp import _logger
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise BackendError(f"llama-cpp-python is not installed: {exc}") from exc
+    with _backend_lock:
+        if not _backend_ready:
+            _logger.set_verbose(log.isEnabledFor(logging.DEBUG))
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+    return llama_cpp
+
+
+def default_threads() -> int:
+    """Physical cores are what matters for llama.cpp; we assume no SMT siblings."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def system_info() -> str:
+    """llama.cpp's build and CPU feature line."""
+    llama_cpp = _init_llama()
+    return bytes(llama_cpp.llama_print_system_info()).decode(errors="replace").strip()  # type: ignore[attr-defined]
+
+
+def read_gguf_header(path: Path) -> None:
+    """Refuse anything that is not a GGUF file before llama.cpp sees it."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise BackendError(f"cannot read model file {path}: {exc}") from exc
+    if magic != b"GGUF":
+        raise BackendError(f"{path} is not a GGUF model file (bad magic {magic!r})")
+
+
+class LlamaBackend:
+    """A GGUF model in this process, one generation at a time."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_batch: int = 512,
+        n_threads: int = 0,
+        splice: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        read_gguf_header(self.path)
+        self._c = _init_llama()
+        from llama_cpp import _internals
+
+        c = self._c
+        mparams = c.llama_model_default_params()  # type: ignore[attr-defined]
+        mparams.n_gpu_layers = 0
+        try:
+            self._model = _internals.LlamaModel(
+                path_model=str(self.path), params=mparams, verbose=True
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp could not load {self.path}: {exc}") from exc
+        threads = n_threads or default_threads()
+        cparams = c.llama_context_default_params()  # type: ignore[attr-defined]
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.n_seq_max = 2  # seq 1 is scratch space for splicing (see KVCache)
+        cparams.kv_unified = True
+        cparams.no_perf = True
+        try:
+            self._ctx = _internals.LlamaContext(model=self._model, params=cparams, verbose=True)
+        except (ValueError, RuntimeError) as exc:
+            self._model.close()
+            raise BackendError(f"llama.cpp could not create a context: {exc}") from exc
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.threads = threads
+        self._vocab = self._model.vocab
+        self._n_vocab = self._model.n_vocab()
+        self._batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=2, verbose=True)
+        self._lock = threading.Lock()
+        self.metadata: dict[str, str] = self._model.metadata()
+        mem = c.llama_get_memory(self._ctx.ctx)  # type: ignore[attr-defined]
+        can_shift = bool(mem is not None and c.llama_memory_can_shift(mem))  # type: ignore[attr-defined]
+        self.kv = KVCache(self, splice=splice and can_shift)
+        self._fim = detect_family(self._special_id, self._fim_metadata())
+        log.info("loaded %s (%d threads, ctx %d, fim %s, splice %s)", self.path.name, threads,
+                 n_ctx, self._fim.name if self._fim else None, self.kv.splice)
+
+    # -- vocabulary -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def fim(self) -> FimFamily | None:
+        return self._fim
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.metadata.get("tokenizer.chat_template")
+
+    def _fim_metadata(self) -> dict[str, int]:
+        c = self._c
+        v = self._vocab
+        return {
+            "fim_pre": int(c.llama_vocab_fim_pre(v)),  # type: ignore[attr-defined]
+            "fim_suf": int(c.llama_vocab_fim_suf(v)),  # type: ignore[attr-defined]
+            "fim_mid": int(c.llama_vocab_fim_mid(v)),  # type: ignore[attr-defined]
+        }
+
+    def _special_id(self, text: str) -> int | None:
+        ids = self._model.tokenize(text.encode(), False, True)
+        if len(ids) != 1:
+            return None
+        tok = ids[0]
+        c = self._c
+        is_special = c.llama_vocab_is_control(self._vocab, tok) or (  # type: ignore[attr-defined]
+            self._model.token_get_text(tok) == text and text.startswith(("<", "[", "▁<"))
+        )
+        return tok if is_special else None
+
+    def tokenize(self, text: str) -> list[int]:
+        """Plain text to tokens; special-token text stays plain text."""
+        if not text:
+            return []
+        return list(self._model.tokenize(text.encode("utf-8"), False, False))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def encode(self, prompt: Sequence[Segment]) -> list[int]:
+        """Segments to token ids, with a BOS token first when the model wants one."""
+        tokens: list[int] = []
+        if self._c.llama_vocab_get_add_bos(self._vocab):  # type: ignore[attr-defined]
+            tokens.append(int(self._c.llama_vocab_bos(self._vocab)))  # type: ignore[attr-defined]
+        for seg in prompt:
+            if seg.special:
+                tok = self._special_id(seg.text)
+                if tok is None:
+                    raise BackendError(f"{self.name} has no special token {seg.text!r}")
+                tokens.append(tok)
+            else:
+                tokens.extend(self.tokenize(seg.text))
+        return tokens
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (special tokens render as nothing)."""
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = self._c.llama_token_to_piece(self._vocab, token, buf, size, 0, False)  # type: ignore[attr-defined]
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    def is_end(self, token: int) -> bool:
+        """End-of-generation or any control token: generation stops there."""
+        c = self._c
+        return bool(c.llama_vocab_is_eog(self._vocab, token)  # type: ignore[attr-defined]
+                    or c.llama_vocab_is_control(self._vocab, token))  # type: ignore[attr-defined]
+
+    # -- decoding -------------------------------------------------------------------
+
+    def decode(self, tokens: Sequence[int], start: int, seq: int = 0) -> None:
+        """Evaluate ``tokens`` at positions ``start``.. in sequence ``seq``."""
+        b = self._batch.batch
+        b.n_tokens = len(tokens)
+        for i, tok in enumerate(tokens):
+            b.token[i] = tok
+            b.pos[i] = start + i
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq
+            b.logits[i] = False
+        b.logits[len(tokens) - 1] = True
+        self._ctx.decode(self._batch)
+
+    def argmax(self) -> int:
+        """Greedy pick from the logits of the last evaluated token."""
+        ptr = self._ctx.get_logits_ith(-1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        return int(np.argmax(logits))
+
+    def memory(self) -> object:
+        return self._c.llama_get_memory(self._ctx.ctx)  # type: ignore[attr-defined]
+
+    def generate(
+        self,
+        prompt: Sequence[Segment],
+        *,
+        max_tokens: int,
+        stop: StopRule | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generation:
+        tokens = self.encode(prompt)
+        if not tokens:
+            raise BackendError("empty prompt")
+        if len(tokens) + max_tokens > self.n_ctx:
+            raise BackendError(
+                f"prompt of {len(tokens)} tokens plus {max_tokens} to generate exceeds the "
+                f"context of {self.n_ctx}; lower the prefix/suffix budgets or raise contextSize"
+            )
+        with self._lock:
+            return self._generate(tokens, max_tokens, stop, cancel)
+
+    def _generate(
+        self,
+        tokens: list[int],
+        max_tokens: int,
+        stop: StopRule | None,
+        cancel: threading.Event | None,
+    ) -> Generation:
+        t0 = time.perf_counter()
+        reused = self.kv.sync(tokens, cancel)
+        t1 = time.perf_counter()
+        out = bytearray()
+        text = ""
+        reason = "length"
+        pos = len(tokens)
+        n_gen = 0
+        try:
+            for _ in range(max_tokens):
+                tok = self.argmax()
+                if self.is_end(tok):
+                    reason = "eog"
+                    break
+                out += self.piece(tok)
+                n_gen += 1
+                text = out.decode("utf-8", errors="ignore")
+                cut = stop(text) if stop else None
+                if cut is not None:
+                    text = text[:cut]
+                    reason = "stop"
+                    break
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
+                self.decode([tok], pos)
+                pos += 1
+        finally:
+            self.kv.forget_after(len(tokens))
+        t2 = time.perf_counter()
+        return Generation(
+            text=text, n_prompt=len(tokens), n_reused=reused, n_generated=n_gen,
+            prompt_ms=(t1 - t0) * 1000, generate_ms=(t2 - t1) * 1000, stop_reason=reason,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._batch.close()
+            self._ctx.close()
+            self._model.close()
+
+
+class KVCache:
+    """Which tokens sit in the model's KV cache (sequence 0, positions 0..n-1).
+
+    ``sync`` makes the cache hold a new prompt while evaluating as little as
+    possible. The common prefix is always kept. With ``splice`` on, a common
+    *suffix* is kept too: when text is typed (or deleted) in the middle of the
+    prompt, which in a prefix-suffix-middle layout is exactly what a keystroke
+    does, the cached suffix is moved with a RoPE position shift instead of being
+    recomputed, and only the new middle tokens are evaluated. llama.cpp only
+    accepts tokens at the end of a sequence, so the new tokens are evaluated in
+    scratch sequence 1 (which shares the prefix cells) and then added to
+    sequence 0. The moved suffix keeps the attention state it had when it was
+    computed; the benchmark measures what that costs in accuracy.
+    """
+
+    MIN_SPLICE = 16
+
+    def __init__(self, backend: LlamaBackend, *, splice: bool) -> None:
+        self.b = backend
+        self.splice = splice
+        self.tokens: list[int] = []
+
+    def _rm(self, seq: int, p0: int, p1: int) -> None:
+        self.b._c.llama_memory_seq_rm(self.b.memory(), seq, p0, p1)  # type: ignore[attr-defined]
+
+    def _eval(self, tokens: Sequence[int], start: int, seq: int,
+              cancel: threading.Event | None) -> None:
+        step = self.b.n_batch
+        for i in range(0, len(tokens), step):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            self.b.decode(tokens[i:i + step], start + i, seq)
+
+    def forget_after(self, n: int) -> None:
+        """Drop generated tokens so the cache ends with the prompt again."""
+        if len(self.tokens) > n:
+            self._rm(0, n, -1)
+            del self.tokens[n:]
+
+    def clear(self) -> None:
+        self._rm(-1, -1, -1)
+        self.tokens = []
+
+    def sync(self, prompt: list[int], cancel: threading.Event | None = None) -> int:
+        """Make the cache hold ``prompt`` with fresh logits for its last token.
+
+        Returns how many prompt tokens were reused rather than evaluated.
+        """
+        cached = self.tokens
+        n = 0
+        limit = min(len(cached), len(prompt) - 1)  # the last token is always re-evaluated
+        while n < limit and cached[n] == prompt[n]:
+            n += 1
+        tail_c, tail_p = len(cached) - n, len(prompt) - n
+        common = 0
+        while (common < tail_c and common < tail_p
+               and cached[-1 - common] == prompt[-1 - common]):
+            common += 1
+        keep = common - 1  # the moved block excludes the last token
+        if self.splice and keep >= self.MIN_SPLICE:
+            self._splice(prompt, n, tail_c - common, tail_p - common, keep, cancel)
+            return n + keep
+        self._rm(0, n, -1)
+        self.tokens = cached[:n]
+        try:
+            self._eval(prompt[n:], n, 0, cancel)
+        except Cancelled:
+            self.clear()
+            raise
+        self.tokens = list(prompt)
+        return n
+
+    def _splice(self, prompt: list[int], n: int, d_old: int, d_new: int, keep: int,
+                cancel: threading.Event | None) -> None:
+        c = self.b._c
+        mem = self.b.memory()
+        block = n + d_old  # where the reusable block starts in the cache
+        self._rm(0, block + keep, -1)  # the old last token(s)
+        self._rm(0, n, block)  # the old middle
+        if d_new != d_old:
+            c.llama_memory_seq_add(mem, 0, block, block + keep, d_new - d_old)  # type: ignore[attr-defined]
+        try:
+            if d_new:
+                self._rm(1, -1, -1)
+                c.llama_memory_seq_cp(mem, 0, 1, 0, n)  # type: ignore[attr-defined]
+                self._eval(prompt[n:n + d_new], n, 1, cancel)
+                c.llama_memory_seq_cp(mem, 1, 0, n, n + d_new)  # type: ignore[attr-defined]
+                self._rm(1, -1, -1)
+            last = len(prompt) - 1
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            self.b.decode([prompt[last]], last, 0)
+        except Cancelled:
+            self.clear()
+            raise
+        self.tokens = list(prompt)

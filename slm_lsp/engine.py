@@ -1,0 +1,177 @@
+"""The completion pipeline: cursor context in, one cleaned suggestion out.
+
+No protocol types here: the LSP handlers convert at the edge. Blocking work
+(the model) runs in the caller's worker thread; cancellation is cooperative
+through a ``threading.Event`` checked at every generated token.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from prompts.fim import ContextFile, build_fim_prompt, fit_prefix, fit_suffix
+
+from .backends.base import BackendError, Cancelled, ModelBackend
+from .context import CursorContext
+from .postprocess import Shape, clean, decide_shape, stop_rule
+from .settings import CompletionSettings
+
+log = logging.getLogger(__name__)
+
+Retriever = Callable[[CursorContext, int], Sequence[ContextFile]]
+"""Given the cursor and a token budget, repository context for the prompt."""
+
+
+@dataclass
+class Suggestion:
+    """One answer of the engine."""
+
+    text: str
+    source: str
+    """model, cache (same position) or typed-along (the user typed into a shown suggestion)."""
+    shape: Shape | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    n_prompt: int = 0
+    n_reused: int = 0
+
+
+@dataclass(frozen=True)
+class _Entry:
+    prefix: str
+    suffix: str
+    text: str
+    shape: Shape | None
+
+
+class ResultCache:
+    """Recent suggestions, which also serve a user typing along one of them.
+
+    A hit needs the same text after the cursor and a prefix that is the cached
+    prefix plus characters that match the start of the cached suggestion.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(prefix: str, suffix: str) -> tuple[str, str]:
+        # The last line before the cursor and the first lines after identify a
+        # position well enough; the full texts are compared on lookup.
+        return prefix[-256:], suffix[:256]
+
+    def put(self, prefix: str, suffix: str, text: str, shape: Shape | None) -> None:
+        with self._lock:
+            key = self._key(prefix, suffix)
+            self._entries[key] = _Entry(prefix, suffix, text, shape)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def get(self, prefix: str, suffix: str) -> Suggestion | None:
+        with self._lock:
+            hit = self._entries.get(self._key(prefix, suffix))
+            if hit is not None and hit.prefix == prefix and hit.suffix == suffix:
+                return Suggestion(hit.text, "cache", hit.shape)
+            for entry in reversed(self._entries.values()):
+                if entry.suffix != suffix or not prefix.startswith(entry.prefix):
+                    continue
+                typed = prefix[len(entry.prefix):]
+                if typed and entry.text.startswith(typed) and len(typed) < len(entry.text):
+                    return Suggestion(entry.text[len(typed):], "typed-along", entry.shape)
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class CompletionEngine:
+    """Builds the prompt, runs the model, cleans the result."""
+
+    def __init__(
+        self,
+        backend: ModelBackend,
+        settings: CompletionSettings,
+        *,
+        n_ctx: int = 4096,
+        retriever: Retriever | None = None,
+        context_tokens: int = 0,
+        repo_name: str | None = None,
+    ) -> None:
+        fim = backend.fim
+        if fim is None:
+            raise BackendError(
+                f"{backend.name} has no fill-in-the-middle tokens, so it cannot complete code "
+                "in place; configure a code model with FIM support (for example "
+                "`slm-lsp model install`)"
+            )
+        self.backend = backend
+        self.fim = fim
+        self.settings = settings
+        self.n_ctx = n_ctx
+        self.retriever = retriever
+        self.context_tokens = context_tokens
+        self.repo_name = repo_name
+        self.cache = ResultCache()
+
+    def _budgets(self) -> tuple[int, int, int]:
+        """Prefix, suffix and context budgets that fit the context window."""
+        s = self.settings
+        room = self.n_ctx - s.max_tokens - 16  # 16 for the special tokens and path
+        pre, suf, ctx = s.max_prefix_tokens, s.max_suffix_tokens, self.context_tokens
+        total = pre + suf + ctx
+        if total > room:
+            scale = room / total
+            pre, suf, ctx = int(pre * scale), int(suf * scale), int(ctx * scale)
+        return pre, suf, ctx
+
+    def complete(self, ctx: CursorContext, cancel: threading.Event | None = None) -> Suggestion:
+        """The suggestion for ``ctx``; raises ``Cancelled`` when ``cancel`` is set."""
+        t0 = time.perf_counter()
+        hit = self.cache.get(ctx.prefix, ctx.suffix)
+        if hit is not None:
+            hit.timings["total_ms"] = (time.perf_counter() - t0) * 1000
+            return hit
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        shape = decide_shape(ctx, self.settings.max_lines)
+        pre_budget, suf_budget, ctx_budget = self._budgets()
+        count = self.backend.count_tokens
+        prefix = fit_prefix(ctx.prefix, pre_budget, count)
+        suffix = fit_suffix(ctx.suffix, suf_budget, count)
+        t1 = time.perf_counter()
+        context: Sequence[ContextFile] = ()
+        if self.retriever is not None and ctx_budget > 0:
+            try:
+                context = self.retriever(ctx, ctx_budget)
+            except Exception:  # retrieval is an optional extra; never lose the completion
+                log.exception("retrieval failed; completing without repository context")
+        t2 = time.perf_counter()
+        prompt = build_fim_prompt(
+            self.fim, prefix, suffix, path=ctx.path, repo_name=self.repo_name, context=context
+        )
+        max_tokens = self.settings.max_tokens if shape.multiline else min(self.settings.max_tokens, 48)
+        gen = self.backend.generate(
+            prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel
+        )
+        text = clean(gen.text, ctx, shape)
+        self.cache.put(ctx.prefix, ctx.suffix, text, shape)
+        t3 = time.perf_counter()
+        return Suggestion(
+            text, "model", shape,
+            timings={
+                "prepare_ms": (t1 - t0) * 1000,
+                "retrieve_ms": (t2 - t1) * 1000,
+                "prompt_ms": gen.prompt_ms,
+                "generate_ms": gen.generate_ms,
+                "total_ms": (t3 - t0) * 1000,
+            },
+            n_prompt=gen.n_prompt, n_reused=gen.n_reused,
+        )

@@ -1,0 +1,53 @@
+"""Shared steps of the suggestion handlers: document lookup, running the engine, errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled, JsonRpcServerError
+from pygls.workspace import TextDocument
+
+from ..backends.base import BackendError, Cancelled
+from ..context import CursorContext
+from ..convert import cursor_context
+from ..engine import Suggestion
+
+if TYPE_CHECKING:
+    from ..server import SlmServer
+
+REQUEST_FAILED = -32803  # LSP ErrorCodes.RequestFailed
+
+
+def open_document(ls: SlmServer, uri: str) -> TextDocument:
+    """The open document, or an InvalidParams error naming the URI."""
+    if uri not in ls.workspace.text_documents:
+        raise JsonRpcInvalidParams(f"slm-lsp: document {uri} is not open (send didOpen first)")
+    return ls.workspace.get_text_document(uri)
+
+
+def context_at(
+    ls: SlmServer, uri: str, position: types.Position, *, invoked: bool
+) -> CursorContext:
+    """The cursor context, or an InvalidParams error for a position outside the document."""
+    doc = open_document(ls, uri)
+    try:
+        return cursor_context(doc, position, ls.root, invoked=invoked)
+    except ValueError as exc:
+        raise JsonRpcInvalidParams(f"slm-lsp: {exc}") from exc
+
+
+async def suggest(ls: SlmServer, ctx: CursorContext) -> Suggestion:
+    """Run the engine for ``ctx`` off the event loop, superseding older requests
+    on the same document; engine errors become JSON-RPC errors."""
+    settings = ls.settings.completion
+    try:
+        return await ls.run_cancellable(
+            ctx.uri,
+            lambda cancel: ls.host.engine(timeout=settings.timeout_ms / 1000).complete(ctx, cancel),
+            timeout_ms=settings.timeout_ms,
+        )
+    except Cancelled as exc:
+        raise JsonRpcRequestCancelled("slm-lsp: request cancelled") from exc
+    except BackendError as exc:
+        raise JsonRpcServerError(f"slm-lsp: {exc}", REQUEST_FAILED) from exc

@@ -1,0 +1,74 @@
+"""initialize / initialized / didChangeConfiguration: settings and model start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+if TYPE_CHECKING:
+    from ..server import SlmServer
+
+log = logging.getLogger(__name__)
+
+
+def _slm_section(options: Any) -> Any:
+    """Accept both `{"slm": {...}}` and the bare section as initializationOptions."""
+    if isinstance(options, dict) and "slm" in options:
+        return options["slm"]
+    return options
+
+
+async def _pull_configuration(ls: SlmServer) -> Any | None:
+    """The client's current `slm` section, if it supports workspace/configuration."""
+    caps = ls.client_capabilities.workspace
+    if caps is None or not caps.configuration:
+        return None
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="slm")])
+        )
+    except Exception as exc:  # a client error must not take the server down
+        log.warning("workspace/configuration failed: %s", exc)
+        return None
+    return result[0] if result else None
+
+
+def register(server: SlmServer) -> None:
+    """Lifecycle handlers."""
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: SlmServer, params: types.InitializeParams) -> None:
+        """Remember the workspace root and read initializationOptions (starts the model load)."""
+        ls.loop = asyncio.get_event_loop()
+        folders = params.workspace_folders or []
+        uri = folders[0].uri if folders else params.root_uri
+        ls.root = to_fs_path(uri) if uri else params.root_path
+        ls.apply_settings(_slm_section(params.initialization_options), source="initializationOptions")
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: SlmServer, params: types.InitializedParams) -> None:
+        """Pull settings from the client; the model is already loading."""
+        ls.status(ls.host.state, "loading the model" if ls.host.state == "loading" else ls.host.state)
+        pulled = await _pull_configuration(ls)
+        if pulled is not None:
+            ls.apply_settings(pulled, source="workspace/configuration")
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: SlmServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        """Re-pull the `slm` section (or take it from the notification) and apply it."""
+        pulled = await _pull_configuration(ls)
+        if pulled is None and isinstance(params.settings, dict):
+            pulled = _slm_section(params.settings)
+        if pulled is not None:
+            ls.apply_settings(pulled, source="settings")
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: SlmServer, params: None) -> None:
+        """Free the model before exit."""
+        ls.host.close()

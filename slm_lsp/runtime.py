@@ -1,0 +1,161 @@
+"""Owns the model and the completion engine for a running server.
+
+Loads the model in a background thread, reports its state through a callback,
+reloads it only when the model's own settings change, and never raises into
+the caller: a missing or broken model becomes an ``error`` state with a message
+the user can act on, and completion requests get that message as their error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .backends.base import BackendError, ModelBackend
+from .engine import CompletionEngine, Retriever
+from .settings import ModelSettings, Settings
+
+log = logging.getLogger(__name__)
+
+StateListener = Callable[[str, str], None]
+"""Called with (state, message); state is loading, ready, error or disabled."""
+
+BackendFactory = Callable[[ModelSettings], ModelBackend]
+
+
+def load_llama(settings: ModelSettings) -> ModelBackend:
+    """The default backend: the configured GGUF in-process."""
+    from .backends.llama import LlamaBackend
+    from .models import ModelError, resolve_model_path
+
+    try:
+        path = resolve_model_path(settings.name, settings.path)
+    except ModelError as exc:
+        raise BackendError(str(exc)) from exc
+    return LlamaBackend(
+        path, n_ctx=settings.context_size, n_batch=settings.batch_size,
+        n_threads=settings.threads,
+    )
+
+
+@dataclass
+class _Loaded:
+    settings: ModelSettings
+    backend: ModelBackend
+    engine: CompletionEngine
+
+
+class ModelHost:
+    """The current backend and engine, (re)loaded off the caller's thread."""
+
+    def __init__(
+        self,
+        on_state: StateListener,
+        factory: BackendFactory = load_llama,
+        retriever: Retriever | None = None,
+        repo_name: str | None = None,
+    ) -> None:
+        self._on_state = on_state
+        self._factory = factory
+        self._retriever = retriever
+        self._repo_name = repo_name
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+        self._error: str | None = None
+        self._ready = threading.Event()
+        self._generation = 0
+        self._target: ModelSettings | None = None
+        self._settings = Settings()
+        self.state = "loading"
+
+    def _set_state(self, state: str, message: str) -> None:
+        self.state = state
+        try:
+            self._on_state(state, message)
+        except Exception:  # a broken listener must not break loading
+            log.exception("state listener failed")
+
+    def configure(self, settings: Settings, *, force: bool = False) -> threading.Thread | None:
+        """Apply settings; start a (re)load only if the model section changed (or ``force``)."""
+        with self._lock:
+            self._settings = settings
+            if not force and self._target == settings.model:
+                if self._loaded is not None:
+                    self._apply_engine_settings(self._loaded, settings)
+                return None
+            self._target = settings.model
+            self._generation += 1
+            generation = self._generation
+            self._ready.clear()
+        thread = threading.Thread(
+            target=self._load, args=(settings, generation), name="slm-model-load", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _apply_engine_settings(self, loaded: _Loaded, settings: Settings) -> None:
+        loaded.engine.settings = settings.completion
+        loaded.engine.context_tokens = settings.index.context_tokens if settings.index.enabled else 0
+        loaded.engine.cache.clear()
+
+    def _load(self, settings: Settings, generation: int) -> None:
+        self._set_state("loading", "loading the model")
+        try:
+            backend = self._factory(settings.model)
+            engine = CompletionEngine(
+                backend, settings.completion, n_ctx=settings.model.context_size,
+                retriever=self._retriever,
+                context_tokens=settings.index.context_tokens if settings.index.enabled else 0,
+                repo_name=self._repo_name,
+            )
+        except BackendError as exc:
+            with self._lock:
+                if generation != self._generation:
+                    return
+                self._error = str(exc)
+                self._ready.set()
+            log.error("model unavailable: %s", exc)
+            self._set_state("error", str(exc))
+            return
+        except Exception as exc:  # an unexpected failure is still only this feature's failure
+            log.exception("model failed to load")
+            with self._lock:
+                if generation != self._generation:
+                    return
+                self._error = f"the model failed to load: {exc}"
+                self._ready.set()
+            self._set_state("error", self._error)
+            return
+        with self._lock:
+            if generation != self._generation:
+                backend.close()
+                return
+            old, self._loaded, self._error = self._loaded, _Loaded(settings.model, backend, engine), None
+            self._apply_engine_settings(self._loaded, self._settings)  # newer than at load start
+            self._ready.set()
+        if old is not None:
+            old.backend.close()
+        self._set_state("ready", f"model {backend.name} ready")
+
+    def engine(self, timeout: float | None = None) -> CompletionEngine:
+        """The ready engine; raises ``BackendError`` with the reason when there is none."""
+        if not self._ready.wait(timeout):
+            raise BackendError("the model is still loading")
+        with self._lock:
+            if self._loaded is None:
+                raise BackendError(self._error or "no model is loaded")
+            return self._loaded.engine
+
+    def backend(self) -> ModelBackend | None:
+        """The loaded backend, if any (for `doctor` and tests)."""
+        with self._lock:
+            return self._loaded.backend if self._loaded else None
+
+    def close(self) -> None:
+        with self._lock:
+            loaded, self._loaded = self._loaded, None
+            self._generation += 1
+        if loaded is not None:
+            loaded.backend.close()

@@ -1,0 +1,137 @@
+"""The language server object: state shared by the feature modules.
+
+Feature handlers live in ``slm_lsp.features``, one module per LSP feature, and
+receive this server as their first argument. Everything here is glue: settings,
+the model host, per-document request supersession, and thread-safe notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from . import __version__
+from .runtime import BackendFactory, ModelHost, load_llama
+from .settings import Settings, parse_settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SlmServer(LanguageServer):
+    """slm-lsp's server state on top of pygls."""
+
+    def __init__(self, factory: BackendFactory = load_llama) -> None:
+        super().__init__(
+            "slm-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
+        self.settings = Settings()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.root: str | None = None
+        self.host = ModelHost(self._on_model_state, factory=factory)
+        self._inflight: dict[str, threading.Event] = {}
+        self._inflight_lock = threading.Lock()
+        self.settings_hooks: list[Callable[[Settings], None]] = []
+        """Called after settings change (the index and explainer re-read theirs)."""
+        self.extensions: dict[str, Any] = {}
+        """Other features' state (the index, the explainer), by name."""
+
+    # -- settings ---------------------------------------------------------------------
+
+    def apply_settings(self, raw: Any, *, source: str) -> None:
+        """Parse the ``slm`` section, warn about bad values, and apply what is valid."""
+        settings, problems = parse_settings(raw)
+        for problem in problems:
+            log.warning("%s: %s", source, problem)
+            self.show(problem, types.MessageType.Warning)
+        logging.getLogger("slm_lsp").setLevel(settings.log_level.upper())
+        self.settings = settings
+        self.host.configure(settings)
+        for hook in self.settings_hooks:
+            hook(settings)
+
+    # -- messages ---------------------------------------------------------------------
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the event loop (protocol writes are not thread-safe)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            if threading.current_thread() is threading.main_thread():
+                fn(*args)
+            else:
+                loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is shutting down
+            pass
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """`window/showMessage`, from any thread."""
+        self.call_soon(
+            self.window_show_message,
+            types.ShowMessageParams(type=kind, message=f"slm-lsp: {message}"),
+        )
+
+    def status(self, state: str, message: str) -> None:
+        """The custom `slm/status` notification that editors show in a status bar."""
+        self.call_soon(self.protocol.notify, "slm/status", {"state": state, "message": message})
+
+    def _on_model_state(self, state: str, message: str) -> None:
+        self.status(state, message)
+        if state == "error":
+            self.show(message, types.MessageType.Error)
+
+    # -- requests ---------------------------------------------------------------------
+
+    def supersede(self, key: str) -> threading.Event:
+        """A cancel flag for a new request on ``key``; the previous one's is set."""
+        event = threading.Event()
+        with self._inflight_lock:
+            old = self._inflight.get(key)
+            if old is not None:
+                old.set()
+            self._inflight[key] = event
+        return event
+
+    def finished(self, key: str, event: threading.Event) -> None:
+        """Forget ``event`` if it is still the latest for ``key``."""
+        with self._inflight_lock:
+            if self._inflight.get(key) is event:
+                del self._inflight[key]
+
+    async def run_cancellable(
+        self, key: str, fn: Callable[[threading.Event], T], timeout_ms: int | None = None
+    ) -> T:
+        """Run blocking ``fn(cancel)`` in a thread; `$/cancelRequest`, a newer request
+        on the same key, or the timeout set ``cancel`` so generation stops."""
+        cancel = self.supersede(key)
+        timer: threading.Timer | None = None
+        if timeout_ms:
+            timer = threading.Timer(timeout_ms / 1000, cancel.set)
+            timer.daemon = True
+            timer.start()
+        try:
+            return await asyncio.to_thread(fn, cancel)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.finished(key, cancel)
+
+
+def build_server(factory: BackendFactory = load_llama) -> SlmServer:
+    """A server with every feature registered."""
+    from .features import register_all
+
+    server = SlmServer(factory)
+    register_all(server)
+    return server

@@ -1,0 +1,104 @@
+"""The completion engine with a scripted backend: prompt, cache, cancellation, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from prompts.fim import FAMILIES, ContextFile
+from slm_lsp.backends.base import BackendError, Cancelled
+from slm_lsp.backends.fake import FakeBackend
+from slm_lsp.context import CursorContext
+from slm_lsp.engine import CompletionEngine
+from slm_lsp.settings import CompletionSettings
+
+
+def ctx_at(source: str) -> CursorContext:
+    prefix, suffix = source.split("|")
+    line = prefix.count("\n")
+    return CursorContext("file:///w/a.py", "a.py", "python", prefix, suffix, line,
+                         len(prefix) - (prefix.rfind("\n") + 1))
+
+
+def test_prompt_uses_fim_tokens_and_path_and_returns_cleaned_text():
+    backend = FakeBackend("total + 1)\nmore")
+    engine = CompletionEngine(backend, CompletionSettings())
+    out = engine.complete(ctx_at("total = 0\nprint(|)\n"))
+    assert out.text == "total + 1" and out.source == "model"
+    prompt = backend.prompts[-1]
+    assert prompt.index("a.py") < prompt.index("<|fim_prefix|>total = 0\nprint(")
+    assert prompt.endswith("<|fim_suffix|>)\n<|fim_middle|>")
+
+
+def test_model_without_fim_is_refused_with_a_clear_message():
+    with pytest.raises(BackendError, match="fill-in-the-middle"):
+        CompletionEngine(FakeBackend("x", fim=None), CompletionSettings())
+
+
+def test_same_position_is_served_from_cache():
+    backend = FakeBackend("value")
+    engine = CompletionEngine(backend, CompletionSettings())
+    ctx = ctx_at("x = |\n")
+    assert engine.complete(ctx).source == "model"
+    again = engine.complete(ctx)
+    assert again.source == "cache" and again.text == "value"
+    assert len(backend.prompts) == 1
+
+
+def test_typing_along_a_suggestion_is_served_without_the_model():
+    backend = FakeBackend("compute(a, b)")
+    engine = CompletionEngine(backend, CompletionSettings())
+    engine.complete(ctx_at("x = |\n"))
+    typed = engine.complete(ctx_at("x = comp|\n"))
+    assert typed.source == "typed-along" and typed.text == "ute(a, b)"
+    assert len(backend.prompts) == 1
+    # Typing something else asks the model again.
+    engine.complete(ctx_at("x = q|\n"))
+    assert len(backend.prompts) == 2
+
+
+def test_cancel_stops_generation():
+    backend = FakeBackend("a" * 40, delay=0.05)
+    engine = CompletionEngine(backend, CompletionSettings())
+    cancel = threading.Event()
+    threading.Timer(0.1, cancel.set).start()
+    with pytest.raises(Cancelled):
+        engine.complete(ctx_at("x = |\n"), cancel)
+
+
+def test_retrieved_context_goes_before_the_current_file():
+    backend = FakeBackend("1")
+    seen = []
+
+    def retriever(ctx, budget):
+        seen.append(budget)
+        return [ContextFile("lib/util.py", "def helper(): ...")]
+
+    engine = CompletionEngine(backend, CompletionSettings(), retriever=retriever, context_tokens=300)
+    engine.complete(ctx_at("x = |\n"))
+    prompt = backend.prompts[-1]
+    assert seen == [300]
+    assert prompt.index("lib/util.py") < prompt.index("a.py") < prompt.index("<|fim_prefix|>")
+
+
+def test_failing_retriever_does_not_lose_the_completion():
+    def broken(ctx, budget):
+        raise RuntimeError("index corrupt")
+
+    engine = CompletionEngine(FakeBackend("42"), CompletionSettings(), retriever=broken,
+                              context_tokens=100)
+    assert engine.complete(ctx_at("x = |\n")).text == "42"
+
+
+def test_budgets_shrink_to_fit_the_context_window():
+    engine = CompletionEngine(FakeBackend("1"), CompletionSettings(max_prefix_tokens=4000,
+                              max_suffix_tokens=4000), n_ctx=2048, context_tokens=1000)
+    pre, suf, ctx = engine._budgets()
+    assert pre + suf + ctx + engine.settings.max_tokens <= 2048
+
+
+def test_every_family_builds_a_prompt():
+    for family in FAMILIES:
+        backend = FakeBackend("z", fim=family)
+        assert CompletionEngine(backend, CompletionSettings()).complete(ctx_at("y = |\n")).text == "z"
