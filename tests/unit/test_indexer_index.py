@@ -1,0 +1,224 @@
+"""RepoIndex with the hashing embedder: incremental builds, live updates, hybrid search."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.embedder import HashEmbedder
+from indexer.index import IndexProgress, RepoIndex
+
+FILES = {
+    "billing/invoice.py": '''\
+"""Invoices."""
+
+
+def compute_invoice_total(lines, tax_rate):
+    """Sum the invoice lines and add tax."""
+    subtotal = sum(line.price * line.quantity for line in lines)
+    return round(subtotal * (1 + tax_rate), 2)
+''',
+    "auth/session.py": '''\
+import hashlib
+
+
+def hash_password(password, salt):
+    """Derive a password hash with PBKDF2."""
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 100_000)
+
+
+class SessionStore:
+    """Keeps login sessions in memory."""
+
+    def __init__(self):
+        self.sessions = {}
+
+    def create_session(self, user_id):
+        token = hashlib.sha256(str(user_id).encode()).hexdigest()
+        self.sessions[token] = user_id
+        return token
+''',
+    "web/router.js": '''\
+export function parseQueryString(query) {
+  const params = {};
+  for (const pair of query.split("&")) {
+    const [key, value] = pair.split("=");
+    params[decodeURIComponent(key)] = decodeURIComponent(value ?? "");
+  }
+  return params;
+}
+''',
+    "README.md": "# Shop\n\nA tiny shop with invoices and sessions.\n",
+}
+
+
+class SpyEmbedder(HashEmbedder):
+    """HashEmbedder that records how many texts it embedded."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=128)
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def make_repo(root: Path, files: dict[str, str] = FILES) -> Path:
+    """Write the sample repository."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+def new_index(repo: Path, cache: Path, embedder: HashEmbedder | None = None) -> RepoIndex:
+    return RepoIndex(repo, cache, embedder=embedder or SpyEmbedder())
+
+
+def test_build_reports_stats_and_progress(repo: Path, tmp_path: Path) -> None:
+    events: list[IndexProgress] = []
+    stats = new_index(repo, tmp_path / "cache").build(progress=events.append)
+    assert stats.files == 4
+    assert stats.languages == {"javascript": 1, "md": 1, "python": 2}
+    assert stats.chunks >= 4 and stats.reused == 0 and stats.embedded == stats.chunks
+    assert events[0].phase == "scanning" and events[-1].phase == "done"
+    assert events[-1].files_done == events[-1].files_total == 4
+
+
+def test_unchanged_rebuild_reuses_everything_and_embeds_nothing(repo: Path,
+                                                                tmp_path: Path) -> None:
+    first = new_index(repo, tmp_path / "cache").build()
+    spy = SpyEmbedder()
+    again = new_index(repo, tmp_path / "cache", spy)
+    stats = again.build()
+    assert spy.texts == []
+    assert stats.reused == 4 and stats.embedded == 0
+    assert (stats.files, stats.chunks) == (first.files, first.chunks)
+
+
+def test_changed_file_reembeds_only_its_chunks(repo: Path, tmp_path: Path) -> None:
+    new_index(repo, tmp_path / "cache").build()
+    (repo / "billing/invoice.py").write_text(
+        FILES["billing/invoice.py"] + "\n\ndef refund(amount):\n    return -amount\n")
+    (repo / "README.md").unlink()
+    spy = SpyEmbedder()
+    index = new_index(repo, tmp_path / "cache", spy)
+    stats = index.build()
+    assert stats.reused == 2 and stats.files == 3
+    assert spy.texts and all(t.startswith("billing/invoice.py") for t in spy.texts)
+    assert len(spy.texts) == len(index.chunks_of("billing/invoice.py"))
+    assert "README.md" not in index.files()
+
+
+def test_hybrid_search_finds_relevant_chunks(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    index.build()
+    hits = index.search("hash a password with a salt", k=3)
+    assert hits[0].chunk.path == "auth/session.py"
+    assert hits[0].chunk.symbol == "hash_password"
+    assert hits[0].dense is not None and hits[0].lexical is not None
+    top = index.search("parse query string parameters", k=1)[0]
+    assert top.chunk.path == "web/router.js"
+    assert index.search("invoice total with tax", k=1)[0].chunk.symbol == "compute_invoice_total"
+
+
+def test_search_never_returns_excluded_paths(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    index.build()
+    hits = index.search("hash password session token", k=10,
+                        exclude_paths=[repo / "auth/session.py"])
+    assert hits and all(h.chunk.path != "auth/session.py" for h in hits)
+    relative = index.search("session", k=10, exclude_paths=["auth/session.py"])
+    assert all(h.chunk.path != "auth/session.py" for h in relative)
+
+
+def test_search_budget_skips_the_slow_part(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    index.build()
+    index._cost_ms["dense"] = 500.0  # pretend embedding a query is slow
+    hits = index.search("hash password", k=3, budget_ms=50)
+    assert hits and all(h.dense is None and h.lexical is not None for h in hits)
+
+
+def test_update_file_uses_unsaved_text_and_refuses_secrets(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    index.build()
+    assert index.update_file(repo / "web/router.js",
+                             "export function slugifyTitle(title) {\n"
+                             "  return title.toLowerCase().replace(/ /g, '-');\n}\n")
+    assert index.search("slugify title", k=1)[0].chunk.symbol == "slugifyTitle"
+    assert not index.update_file(repo / ".env", "API_KEY=123\n")
+    assert not index.update_file(repo / "id_rsa", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (repo / ".gitignore").write_text("scratch/\n")
+    assert not index.update_file(repo / "scratch/notes.py", "def scratch(): pass\n")
+    assert not index.update_file(tmp_path / "outside.py", "x = 1\n")
+    assert all(".env" not in f and "scratch" not in f for f in index.files())
+
+
+def test_remove_file_and_folder(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    index.build()
+    assert index.remove_file(repo / "web/router.js") == 1
+    assert index.remove_file("auth") == 1
+    assert index.files() == ["README.md", "billing/invoice.py"]
+    assert all(h.chunk.path in index.files() for h in index.search("session router", k=10))
+
+
+def test_saved_index_loads_in_a_new_instance(repo: Path, tmp_path: Path) -> None:
+    built = new_index(repo, tmp_path / "cache")
+    built.build()
+    loaded = new_index(repo, tmp_path / "cache")
+    assert loaded.load()
+    assert loaded.stats() == built.stats()
+    assert loaded.search("password hash", k=1)[0].chunk.symbol == "hash_password"
+
+
+def test_other_embedder_forces_rebuild(repo: Path, tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    new_index(repo, tmp_path / "cache").build()
+    other = RepoIndex(repo, tmp_path / "cache", embedder=HashEmbedder(dim=64))
+    assert not other.load()
+    assert "rebuilt" in caplog.text
+    stats = other.build()
+    assert stats.reused == 0 and stats.embedded == stats.chunks > 0
+
+
+def test_cancel_stops_early_and_keeps_work_done(repo: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    stats = new_index(repo, tmp_path / "cache").build(cancel=cancel)
+    assert stats.cancelled and stats.files == 0
+    assert new_index(repo, tmp_path / "cache").build().files == 4
+
+
+def test_concurrent_searches_during_updates(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    index.build()
+    errors: list[BaseException] = []
+
+    def searcher() -> None:
+        try:
+            for _ in range(50):
+                index.search("password session invoice", k=5)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for i in range(30):
+        index.update_file(repo / "billing/invoice.py", f"def f{i}(x):\n    return x + {i}\n")
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert index.stats().files == 4
