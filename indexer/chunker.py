@@ -12,6 +12,7 @@ parse, fall back to overlapping line windows with a warning.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -21,6 +22,10 @@ from tree_sitter import Node
 from indexer.languages import get_parser
 
 log = logging.getLogger(__name__)
+
+
+CHUNKER_VERSION = 1
+"""Bump when chunk boundaries change, so saved indexes are rebuilt."""
 
 
 @dataclass(frozen=True)
@@ -426,19 +431,18 @@ def _qualify(context: str | None, name: str | None) -> str | None:
 
 def _windows(start: int, end: int, kind: str, symbol: str | None, size: int,
              overlap: int) -> list[_Piece]:
-    """Rows `start`..`end` as windows of `size` rows overlapping by `overlap`."""
+    """Rows `start`..`end` as evenly sized windows of at most `size` rows, overlapping."""
+    rows = end - start + 1
     size = max(1, size)
-    step = max(1, size - max(0, overlap))
+    overlap = max(0, min(overlap, size - 1))
+    count = max(1, math.ceil((rows - overlap) / (size - overlap)))
+    length = min(size, math.ceil((rows + (count - 1) * overlap) / count))
     pieces: list[_Piece] = []
-    row = start
-    while True:
-        last = min(end, row + size - 1)
-        if last == end and pieces:
-            row = max(start, end - size + 1)
-        pieces.append(_Piece(row, last, kind, symbol, kind not in ("text", "block")))
-        if last >= end:
-            return pieces
-        row += step
+    for i in range(count):
+        first = min(start + i * (length - overlap), max(start, end - length + 1))
+        last = end if i == count - 1 else min(end, first + length - 1)
+        pieces.append(_Piece(first, last, kind, symbol, kind not in ("text", "block")))
+    return pieces
 
 
 def _merge(pieces: Iterable[_Piece], limits: ChunkLimits, lengths: list[int]) -> list[_Piece]:

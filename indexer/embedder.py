@@ -75,6 +75,7 @@ def _force_offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # stderr is the server's log
     # Sleeping (not spinning) OpenMP workers: with the model and an LLM sharing two
     # cores, spinning threads made one query embedding 30x slower in measurements.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -118,12 +119,14 @@ class SentenceTransformerEmbedder:
         _force_offline()
         try:
             import torch
+            import transformers
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderUnavailable(
                 f"sentence-transformers is not installed ({exc}); run "
                 "`pip install sentence-transformers`") from exc
         self._torch = torch
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way

@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from indexer import persist
-from indexer.chunker import DEFAULT_LIMITS, Chunk, ChunkLimits, chunk_text, fallback_language
+from indexer.chunker import (
+    CHUNKER_VERSION,
+    DEFAULT_LIMITS,
+    Chunk,
+    ChunkLimits,
+    chunk_text,
+    fallback_language,
+)
 from indexer.embedder import Embedder, SentenceTransformerEmbedder
 from indexer.languages import language_for_path
 from indexer.lexical import LexicalIndex
@@ -175,6 +182,8 @@ class RepoIndex:
         """Fill memory from saved metadata; raises `CorruptIndex` if it does not fit."""
         if meta.get("format") != FORMAT_VERSION:
             raise CorruptIndex(f"metadata format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        if meta.get("chunking") != self._chunking():
+            raise CorruptIndex("chunking rules changed since the index was built")
         if meta.get("embedder") != self.embedder.name or meta.get("dim") != self.embedder.dim:
             raise CorruptIndex(f"built with embedder {meta.get('embedder')!r}/{meta.get('dim')}, "
                                f"now {self.embedder.name!r}/{self.embedder.dim}")
@@ -201,12 +210,17 @@ class RepoIndex:
             "format": FORMAT_VERSION,
             "embedder": self.embedder.name,
             "dim": self.embedder.dim,
+            "chunking": self._chunking(),
             "root": str(self.root),
             "next_id": self._next_id,
             "files": {rel: [e.digest, e.language, e.chunk_ids] for rel, e in self._files.items()},
             "chunks": [[i, c.path, c.language, c.start_line, c.end_line, c.symbol, c.kind, c.text]
                        for i, c in self._chunks.items()],
         }
+
+    def _chunking(self) -> str:
+        """Identifies the chunking rules in force (version and limits)."""
+        return f"{CHUNKER_VERSION}:{self.limits}"
 
     def save(self) -> bool:
         """Persist the index atomically if it changed since the last save; True if written."""
