@@ -39,7 +39,7 @@ from indexer.languages import language_for_path
 from indexer.lexical import LexicalIndex
 from indexer.persist import CorruptIndex
 from indexer.store import FaissStore, VectorStore
-from indexer.walker import Walker, decode_text
+from indexer.walker import IGNORE_FILES, Walker, decode_text
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +337,11 @@ class RepoIndex:
 
     def apply_changes(self, changed: Iterable[str], deleted: Iterable[str]) -> None:
         """Re-read changed files from disk and forget deleted ones (the watcher's callback)."""
+        changed, deleted = list(changed), list(deleted)
         for path in deleted:
             self.remove_file(path)
+        if any(Path(p).name in IGNORE_FILES for p in changed + deleted):
+            self.prune()
         for path in changed:
             file = self.root / path if not Path(path).is_absolute() else Path(path)
             if file.is_dir():
@@ -348,6 +351,15 @@ class RepoIndex:
                 self.remove_file(file)
             else:
                 self.update_file(file, text)
+
+    def prune(self) -> int:
+        """Forget indexed files that the ignore and secret rules now exclude; returns how many."""
+        self._ensure_loaded()
+        doomed = [rel for rel in self.files() if not self.walker.accepts(rel)]
+        with self._lock:
+            for rel in doomed:
+                self._drop(rel)
+        return len(doomed)
 
     # ----- search ------------------------------------------------------------------------
 

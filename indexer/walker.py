@@ -57,6 +57,7 @@ NOISE_PATTERNS: tuple[str, ...] = (
     "*.bz2", "*.xz", "*.tar", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.ico", "*.pdf",
     "*.woff", "*.woff2", "*.ttf", "*.svg", "*.csv", "*.tsv", "*.parquet", "*.npy",
     "*.ipynb", "*.gguf", "*.bin", "*.safetensors", "*.onnx", "*.pt", "*.db", "*.sqlite",
+    ".gitignore", ".slmignore", ".gitattributes", ".gitmodules",
 )
 """Generated or data files that would only add noise to the index."""
 
@@ -143,21 +144,34 @@ class IgnoreRules:
             return None
         return GitIgnoreSpec.from_lines(lines)
 
+    def folder_specs(self, folder: str) -> list[tuple[str, GitIgnoreSpec]]:
+        """The ignore specs defined in one folder (relative, "" for the root)."""
+        specs = [self._spec(folder, name) for name in IGNORE_FILES]
+        return [(folder, spec) for spec in specs if spec is not None]
+
+    def chain(self, rel: str) -> list[tuple[str, GitIgnoreSpec]]:
+        """Specs of every folder from the root down to `rel`'s parent, outermost first."""
+        parts = PurePosixPath(rel).parts
+        specs: list[tuple[str, GitIgnoreSpec]] = []
+        for depth in range(len(parts)):
+            specs.extend(self.folder_specs("/".join(parts[:depth])))
+        return specs
+
+    @staticmethod
+    def verdict(chain: list[tuple[str, GitIgnoreSpec]], rel: str, is_dir: bool) -> bool:
+        """True if the last matching pattern in `chain` (deepest wins) excludes `rel`."""
+        verdict: bool | None = None
+        suffix = "/" if is_dir else ""
+        for folder, spec in chain:
+            sub = rel[len(folder) + 1:] if folder else rel
+            result = spec.check_file(sub + suffix)
+            if result.include is not None:
+                verdict = result.include
+        return bool(verdict)
+
     def own_verdict(self, rel: str, is_dir: bool) -> bool:
         """True if the ignore files of `rel`'s ancestors exclude `rel` itself."""
-        parts = PurePosixPath(rel).parts
-        verdict: bool | None = None
-        for depth in range(len(parts)):
-            folder = "/".join(parts[:depth])
-            sub = "/".join(parts[depth:]) + ("/" if is_dir else "")
-            for name in IGNORE_FILES:
-                spec = self._spec(folder, name)
-                if spec is None:
-                    continue
-                result = spec.check_file(sub)
-                if result.include is not None:
-                    verdict = result.include
-        return bool(verdict)
+        return self.verdict(self.chain(rel), rel, is_dir)
 
     def ignored(self, rel: str, is_dir: bool = False) -> bool:
         """True if `rel` or any folder above it is excluded (always-skipped folders included)."""
@@ -227,35 +241,38 @@ class Walker:
 
     def walk(self) -> Iterator[SourceFile]:
         """Yield accepted files in a stable (sorted) order, not following folder links."""
-        yield from self._walk_dir(self.root, "")
+        yield from self._walk_dir(self.root, "", [])
 
-    def _walk_dir(self, folder: Path, rel: str) -> Iterator[SourceFile]:
-        """Recursive step of `walk` for one folder."""
+    def _walk_dir(self, folder: Path, rel: str,
+                  chain: list[tuple[str, GitIgnoreSpec]]) -> Iterator[SourceFile]:
+        """Recursive step of `walk`; `chain` holds the ignore specs of the folders above."""
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             log.warning("cannot list %s: %s", folder, exc)
             return
+        chain = chain + self.rules.folder_specs(rel)
         for entry in entries:
             child = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if self._enter(Path(entry.path), child):
-                        yield from self._walk_dir(Path(entry.path), child)
-                elif entry.is_file(follow_symlinks=True) and self._keep(entry, child):
+                    if self._enter(Path(entry.path), child, chain):
+                        yield from self._walk_dir(Path(entry.path), child, chain)
+                elif entry.is_file(follow_symlinks=True) and self._keep(entry, child, chain):
                     yield SourceFile(child, Path(entry.path))
             except OSError:
                 continue
 
-    def _enter(self, folder: Path, rel: str) -> bool:
+    def _enter(self, folder: Path, rel: str, chain: list[tuple[str, GitIgnoreSpec]]) -> bool:
         """True if the walk descends into this folder (its ancestors were accepted)."""
         if skip_dir(folder) or is_secret_path(rel + "/"):
             return False
-        return not self.rules.own_verdict(rel, True)
+        return not self.rules.verdict(chain, rel, True)
 
-    def _keep(self, entry: os.DirEntry[str], rel: str) -> bool:
+    def _keep(self, entry: os.DirEntry[str], rel: str,
+              chain: list[tuple[str, GitIgnoreSpec]]) -> bool:
         """True if a file found by the walk is indexable by name, size and location."""
-        if is_secret_path(rel) or is_noise_path(rel) or self.rules.own_verdict(rel, False):
+        if is_secret_path(rel) or is_noise_path(rel) or self.rules.verdict(chain, rel, False):
             return False
         if entry.is_symlink() and self.relative(Path(entry.path).resolve()) is None:
             return False

@@ -7,12 +7,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from indexer.walker import Walker
+from indexer.walker import IGNORE_FILES, Walker
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ class RepoWatcher:
         rel = self.walker.relative(path)
         if rel is None:
             return
-        if deleted:
+        if PurePosixPath(rel).name in IGNORE_FILES:  # not indexed, but the rules changed
+            self._add(rel, deleted=False)
+        elif deleted:
             if not self.walker.rules.ignored(rel, is_dir):
                 self._add(rel, deleted=True)
         elif self.walker.accepts(rel):

@@ -41,8 +41,7 @@ def test_root_and_nested_gitignore_and_slmignore(tmp_path: Path) -> None:
     write(tmp_path, "tests/fixtures/big.py")
     write(tmp_path, "tests/test_app.py")
     assert walked(tmp_path) == [
-        ".gitignore", ".slmignore", "app.py", "local_top.py", "pkg/.gitignore",
-        "pkg/generated.py", "pkg/local_keep.py", "tests/test_app.py",
+        "app.py", "local_top.py", "pkg/generated.py", "pkg/local_keep.py", "tests/test_app.py",
     ]
 
 

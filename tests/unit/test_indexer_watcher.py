@@ -76,3 +76,20 @@ def test_watcher_keeps_index_current(tmp_path: Path) -> None:
         assert done.wait(10)
     assert "b.py" in index.files()
     assert index.search("compute checksum", k=1)[0].chunk.symbol == "compute_checksum"
+
+
+def test_new_ignore_rule_prunes_indexed_files(tmp_path: Path) -> None:
+    (tmp_path / "keep.py").write_text("def keep():\n    return 1\n")
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "out.py").write_text("def generated():\n    return 2\n")
+    index = RepoIndex(tmp_path, tmp_path.parent / f"{tmp_path.name}-cache",
+                      embedder=HashEmbedder())
+    index.build()
+    collector = Collector()
+    with RepoWatcher(tmp_path, collector, debounce_ms=100):
+        time.sleep(0.2)
+        (tmp_path / ".gitignore").write_text("gen/\n")
+        changed, deleted = collector.wait()
+    assert changed == [".gitignore"]
+    index.apply_changes(changed, deleted)
+    assert index.files() == ["keep.py"]
