@@ -34,7 +34,7 @@ from indexer.chunker import (
     chunk_text,
     fallback_language,
 )
-from indexer.embedder import Embedder, SentenceTransformerEmbedder
+from indexer.embedder import Embedder, EmbedderUnavailable, SentenceTransformerEmbedder
 from indexer.languages import language_for_path
 from indexer.lexical import LexicalIndex
 from indexer.persist import CorruptIndex
@@ -117,6 +117,11 @@ def embedding_text(chunk: Chunk) -> str:
     """What is embedded for a chunk: its path and symbol, then its text."""
     head = f"{chunk.path} {chunk.symbol}" if chunk.symbol else chunk.path
     return f"{head}\n{chunk.text}"
+
+
+def _overlap(a: Chunk, b: Chunk) -> bool:
+    """True if two chunks share lines of the same file (e.g. neighbouring windows)."""
+    return a.path == b.path and a.start_line <= b.end_line and b.start_line <= a.end_line
 
 
 class RepoIndex:
@@ -308,7 +313,11 @@ class RepoIndex:
     # ----- live updates ------------------------------------------------------------------
 
     def update_file(self, path: str | os.PathLike[str], text: str) -> bool:
-        """Index a file's current (possibly unsaved) text; False if the path may not be indexed."""
+        """Index a file's current (possibly unsaved) text; False if the path may not be indexed.
+
+        This embeds the file's chunks: call it after a pause in typing or on save,
+        not on every keystroke.
+        """
         rel = self.walker.relative(path)
         if rel is None or not self.walker.accepts(rel):
             return False
@@ -412,9 +421,14 @@ class RepoIndex:
             with self._lock:
                 return self._lexical.search(query, depth, excluded)
         if not self._embed_lock.acquire(blocking=not hurry):
-            return None
+            return None  # a build or update is embedding: do not wait for it
         try:
             vector = self.embedder.embed([query])[0]
+        except EmbedderUnavailable as exc:
+            if not hurry:
+                raise
+            log.warning("dense retrieval unavailable, using lexical only: %s", exc)
+            return None
         finally:
             self._embed_lock.release()
         with self._lock:
@@ -433,7 +447,7 @@ class RepoIndex:
         return frozenset(ids)
 
     def _fuse(self, runs: dict[str, list[tuple[int, float]]], k: int) -> list[SearchResult]:
-        """Reciprocal rank fusion of the retrievers' ranked lists."""
+        """Reciprocal rank fusion; a chunk overlapping a better-ranked one is dropped."""
         fused: dict[int, float] = {}
         raw: dict[str, dict[int, float]] = {name: dict(hits) for name, hits in runs.items()}
         for hits in runs.values():
@@ -444,7 +458,7 @@ class RepoIndex:
         with self._lock:
             for chunk_id, score in best:
                 chunk = self._chunks.get(chunk_id)
-                if chunk is not None:
+                if chunk is not None and not any(_overlap(chunk, r.chunk) for r in results):
                     results.append(SearchResult(chunk, score, raw.get("dense", {}).get(chunk_id),
                                                 raw.get("lexical", {}).get(chunk_id)))
                 if len(results) == k:

@@ -222,3 +222,15 @@ def test_concurrent_searches_during_updates(repo: Path, tmp_path: Path) -> None:
         thread.join()
     assert errors == []
     assert index.stats().files == 4
+
+
+def test_overlapping_windows_are_not_returned_twice(tmp_path: Path) -> None:
+    body = "".join(f"    total += compute_weight({i})\n" for i in range(120))
+    repo = make_repo(tmp_path / "repo", {"big.py": f"def big():\n    total = 0\n{body}"
+                                                   "    return total\n"})
+    index = new_index(repo, tmp_path / "cache")
+    chunks = index.build().chunks
+    hits = index.search("compute weight total", k=8)
+    spans = sorted((h.chunk.start_line, h.chunk.end_line) for h in hits)
+    assert chunks >= 3 and 1 <= len(hits) < chunks
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))
