@@ -204,7 +204,8 @@ def render(results: list[Result], command: str, load_seconds: float, threads: in
         "",
         f"- CPU: {cpu_model()}, {os.cpu_count()} cores; embedder threads: {threads}",
         f"- Python {platform.python_version()} on {platform.system()} {platform.release()}",
-        f"- load average before the run: {load_before}",
+        f"- load average (1, 5, 15 min) before the run: {load_before}; after: {_load()} "
+        "(other work on the machine slows the cold builds)",
         f"- embedding model load (not included above): {load_seconds:.1f} s",
         "",
         "## Command",
@@ -233,6 +234,11 @@ def _total_row(results: list[Result]) -> str:
     return _row("**total**", cold, warm, sum(r.size_bytes for r in results))
 
 
+def _load() -> str:
+    """The system load averages, or n/a."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report."""
     parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench_index",
@@ -242,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") \
-        else "n/a"
+    load_before = _load()
     packages = read_devset(args.devset)
     threads = os.cpu_count() or 1
     embedder = SentenceTransformerEmbedder(threads=threads)
