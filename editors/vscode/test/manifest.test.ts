@@ -42,7 +42,7 @@ test('client-only settings are contributed, and the server settings were generat
 });
 
 test('the entry point is the compiled extension', () => {
-  assert.equal(manifest.main, './out/src/extension.js');
+  assert.equal(manifest.main, './dist/extension.js');
   assert.ok(fs.existsSync(path.join(root, 'src', 'extension.ts')));
   assert.ok(manifest.dependencies['vscode-languageclient']);
 });
