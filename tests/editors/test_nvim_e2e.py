@@ -24,7 +24,7 @@ def fibonacci(n: int) -> int:
     """Return the n-th Fibonacci number."""
     if n < 2:
         return n
-    return 
+    {masked}
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-'''
+'''.format(masked="return ")  # the cut-off statement: the cursor goes after "return "
 MASKED_LINE = 8  # "    return " (1-based)
 
 

@@ -53,6 +53,15 @@ def test_completion_fallback_without_inline_provider(nvim: Nvim, tmp_path: Path)
     }))
 
 
+def test_legacy_start_without_vim_lsp_enable(nvim_011: Nvim, tmp_path: Path) -> None:
+    """The 0.10 code path (vim.lsp.start from a FileType autocmd), forced on 0.11."""
+    check(nvim_011.run_spec("client_spec.lua", tmp_path / "state", {
+        "SLM_SERVER_CMD": fake_server_cmd(),
+        "SLM_INLINE_MODE": "auto",
+        "SLM_FORCE_LEGACY_START": "1",
+    }))
+
+
 def test_native_mode_is_used_on_012(nvim_012: Nvim) -> None:
     assert nvim_012.version.startswith("v0.12"), nvim_012.version
 

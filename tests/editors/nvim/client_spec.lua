@@ -15,6 +15,13 @@ vim.fn.mkdir(root .. '/.git', 'p')
 local file = root .. '/demo.py'
 vim.fn.writefile({ 'import os', '', 'value = ' }, file)
 
+if vim.env.SLM_FORCE_LEGACY_START == '1' then
+  -- Take the Neovim 0.10 route: no vim.lsp.config/enable, so setup() starts the client
+  -- itself with vim.lsp.start() from a FileType autocommand.
+  vim.lsp.config = nil
+  vim.lsp.enable = nil
+end
+
 slm.setup({
   cmd = cmd,
   inline = { mode = mode, debounce_ms = 30 },
@@ -65,6 +72,9 @@ T.test('the server starts for a Python file and attaches', function()
     return slm.get_client(buf)
   end, 10000, 'the client to attach')
   T.eq(client.name, 'slm_lsp')
+  if vim.env.SLM_FORCE_LEGACY_START == '1' then
+    T.eq(#vim.api.nvim_get_autocmds({ group = 'slm_lsp.start' }), 1, 'started by the FileType autocmd')
+  end
   T.eq(vim.fs.normalize(client.root_dir or client.config.root_dir), vim.fs.normalize(root))
 end)
 
