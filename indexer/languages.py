@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import PurePath
 
 from tree_sitter import Language, Parser
@@ -62,7 +62,7 @@ def normalize(language_id: str | None, path: str | PurePath | None = None) -> st
     return language_for_path(path) if path is not None else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_language(name: str) -> Language | None:
     """The tree-sitter Language for a supported name, or None if its wheel is missing."""
     grammar = _BY_NAME.get(name)

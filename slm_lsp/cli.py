@@ -75,11 +75,12 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
 def cmd_complete(args: argparse.Namespace) -> int:
     """Print the suggestion at FILE:LINE:COL (1-based line and column)."""
     _setup_logging(args.log_level)
+    from indexer.languages import language_for_path
+
     from .backends.base import BackendError
     from .context import CursorContext, split_at
     from .engine import CompletionEngine
     from .runtime import load_llama
-    from indexer.languages import language_for_path
 
     path = Path(args.file)
     try:
@@ -119,9 +120,10 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report the environment: model, threads, llama.cpp, grammars, embedder, caches."""
     _setup_logging("warning")
+    from indexer.languages import supported
+
     from .models import DEFAULT_MODEL, ModelError, resolve_model_path, verify_installed
     from .paths import cache_root
-    from indexer.languages import supported
 
     settings = _settings_from_args(args)
     ok = True

@@ -8,6 +8,7 @@ through a ``threading.Event`` checked at every generated token.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -92,6 +93,20 @@ class ResultCache:
             self._entries.clear()
 
 
+_WORD_TAIL = re.compile(r"[A-Za-z0-9_]{1,48}$")
+
+
+def partial_word(prefix: str) -> str:
+    """The identifier characters right before the cursor.
+
+    They are left out of the prompt and the model must regenerate them (token
+    healing): a prompt that ends inside a word makes the model start a new one,
+    and keeping the prompt fixed while a word is typed keeps it cached.
+    """
+    match = _WORD_TAIL.search(prefix[-64:])
+    return match.group(0) if match else ""
+
+
 class CompletionEngine:
     """Builds the prompt, runs the model, cleans the result."""
 
@@ -144,7 +159,8 @@ class CompletionEngine:
         shape = decide_shape(ctx, self.settings.max_lines)
         pre_budget, suf_budget, ctx_budget = self._budgets()
         count = self.backend.count_tokens
-        prefix = fit_prefix(ctx.prefix, pre_budget, count)
+        heal = partial_word(ctx.prefix)
+        prefix = fit_prefix(ctx.prefix[: len(ctx.prefix) - len(heal)], pre_budget, count)
         suffix = fit_suffix(ctx.suffix, suf_budget, count)
         t1 = time.perf_counter()
         context: Sequence[ContextFile] = ()
@@ -159,7 +175,7 @@ class CompletionEngine:
         )
         max_tokens = self.settings.max_tokens if shape.multiline else min(self.settings.max_tokens, 48)
         gen = self.backend.generate(
-            prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel
+            prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel, forced=heal
         )
         text = clean(gen.text, ctx, shape)
         self.cache.put(ctx.prefix, ctx.suffix, text, shape)

@@ -109,7 +109,7 @@ def decide_shape(ctx: CursorContext, max_lines: int) -> Shape:
     return Shape(multiline, max_lines if multiline else 1, base)
 
 
-def stop_rule(ctx: CursorContext, shape: Shape) -> "StopAt":
+def stop_rule(ctx: CursorContext, shape: Shape) -> StopAt:
     """The generation stop rule for this shape."""
     return StopAt(shape, first_line_open=bool(ctx.line_before.strip()))
 

@@ -148,6 +148,13 @@ class ModelHost:
                 raise BackendError(self._error or "no model is loaded")
             return self._loaded.engine
 
+    def set_retriever(self, retriever: Retriever | None) -> None:
+        """Repository context for completions (set by the index feature)."""
+        with self._lock:
+            self._retriever = retriever
+            if self._loaded is not None:
+                self._loaded.engine.retriever = retriever
+
     def backend(self) -> ModelBackend | None:
         """The loaded backend, if any (for `doctor` and tests)."""
         with self._lock:

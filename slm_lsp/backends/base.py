@@ -67,8 +67,13 @@ class ModelBackend(Protocol):
         max_tokens: int,
         stop: StopRule | None = None,
         cancel: threading.Event | None = None,
+        forced: str = "",
     ) -> Generation:
-        """Greedy-decode after ``prompt``; raise ``Cancelled`` if ``cancel`` is set."""
+        """Greedy-decode after ``prompt``; raise ``Cancelled`` if ``cancel`` is set.
+
+        ``forced`` is text the output must start with (token healing); it is
+        generated under that constraint and left out of the returned text.
+        """
         ...
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ class FakeBackend:
         self._fim = fim
         self.delay = delay
         self.prompts: list[str] = []
+        self.forced: list[str] = []
         self.closed = False
 
     @property
@@ -48,10 +49,16 @@ class FakeBackend:
         max_tokens: int,
         stop: StopRule | None = None,
         cancel: threading.Event | None = None,
+        forced: str = "",
     ) -> Generation:
         text = "".join(s.text for s in prompt)
         self.prompts.append(text)
+        self.forced.append(forced)
         full = self._reply(text)
+        if forced:
+            if not full.startswith(forced):
+                return Generation("", n_prompt=len(text))
+            full = full[len(forced):]
         out = ""
         for n, ch in enumerate(full[:max_tokens]):
             if cancel is not None and (cancel.wait(self.delay) if self.delay else cancel.is_set()):

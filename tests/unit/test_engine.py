@@ -102,3 +102,21 @@ def test_every_family_builds_a_prompt():
     for family in FAMILIES:
         backend = FakeBackend("z", fim=family)
         assert CompletionEngine(backend, CompletionSettings()).complete(ctx_at("y = |\n")).text == "z"
+
+
+def test_partly_typed_word_is_healed_not_left_in_the_prompt():
+    backend = FakeBackend("compute(a, b)")
+    engine = CompletionEngine(backend, CompletionSettings())
+    out = engine.complete(ctx_at("x = comp|\n"))
+    assert backend.forced == ["comp"]
+    assert "<|fim_prefix|>x = <|fim_suffix|>" in backend.prompts[-1]
+    assert out.text == "ute(a, b)"
+
+
+def test_partial_word_detection():
+    from slm_lsp.engine import partial_word
+
+    assert partial_word("    self.comp") == "comp"
+    assert partial_word("x = ") == ""
+    assert partial_word("foo(") == ""
+    assert partial_word("value_2") == "value_2"

@@ -1,0 +1,169 @@
+"""The real server with the real default model, driven by a real LSP client (pytest-lsp)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from prompts.fim import all_special_texts
+
+from .conftest import (
+    SERVER,
+    client_capabilities,
+    inline_params,
+    masked,
+    open_doc,
+    real_file,
+    server_env,
+    track_status,
+    wait_ready,
+)
+
+pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
+
+STATES: list = []
+
+
+@pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=SERVER,
+                                                              server_env=server_env()))
+async def client(lsp_client: LanguageClient, model_installed):
+    STATES[:] = []
+    STATES.extend([])  # keep the list object the handler appends to
+    states = track_status(lsp_client)
+    lsp_client.set_configuration({"completion": {"maxTokens": 48}}, section="slm")
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(),
+            root_uri=real_file().parent.as_uri(),
+            initialization_options={"slm": {"completion": {"maxLines": 4}}},
+        )
+    )
+    await wait_ready(states)
+    STATES.append(states)
+    yield
+    await lsp_client.shutdown_session()
+
+
+TARGET_LINES = (115, 160, 260)  # lines inside function bodies of jinja2/utils.py
+
+
+async def test_masked_line_gets_a_clean_suggestion(client: LanguageClient):
+    path = real_file()
+    text = path.read_text()
+    for n, line in enumerate(TARGET_LINES):
+        doc, truth, indent = masked(text, line)
+        uri = path.with_name(f"masked_{n}.py").as_uri()
+        open_doc(client, uri, doc)
+        result = await client.text_document_inline_completion_async(inline_params(uri, line, indent))
+        assert result is not None and len(result.items) == 1, f"no suggestion at line {line}"
+        suggestion = result.items[0].insert_text
+        assert isinstance(suggestion, str) and suggestion.strip()
+        for special in all_special_texts():
+            assert special not in suggestion
+        following = doc.split("\n")[line + 1:]
+        next_code = next((x.strip() for x in following if x.strip()), "")
+        assert suggestion.strip() != next_code, "the suggestion repeats the line below"
+        assert "\n" not in suggestion  # a body line that opens no block: one line
+        print(f"line {line}: truth={truth!r} suggestion={suggestion!r}")
+
+
+async def test_mid_line_gets_rest_of_line_without_repeating_it(client: LanguageClient):
+    uri = real_file().with_name("midline.py").as_uri()
+    open_doc(client, uri, "def area(width, height):\n    return width * height\n\n"
+                          "print(area(3, ))\n")
+    result = await client.text_document_inline_completion_async(inline_params(uri, 3, 14))
+    assert result is not None
+    for item in result.items:
+        assert "\n" not in item.insert_text
+        assert not item.insert_text.endswith("))")
+
+
+async def test_completion_fallback_returns_one_item(client: LanguageClient):
+    uri = real_file().with_name("fallback.py").as_uri()
+    open_doc(client, uri, "import os\n\n\ndef home():\n    return os.path.\n")
+    result = await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri),
+                               position=types.Position(line=4, character=19))
+    )
+    assert isinstance(result, types.CompletionList) and len(result.items) == 1
+    item = result.items[0]
+    assert item.text_edit is not None and item.text_edit.new_text.strip()
+
+
+async def test_cancel_request_returns_promptly(client: LanguageClient):
+    uri = real_file().with_name("cancel.py").as_uri()
+    body = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(60))
+    open_doc(client, uri, body + "def main():\n    ")
+    line = body.count("\n") + 1
+    start = time.monotonic()
+    task = asyncio.ensure_future(
+        client.text_document_inline_completion_async(inline_params(uri, line, 4))
+    )
+    await asyncio.sleep(0.3)
+    task.cancel()  # pygls' client sends $/cancelRequest for a cancelled future
+    with pytest.raises((asyncio.CancelledError, Exception)):
+        await task
+    # The server must be free again quickly: a cheap request answers right away.
+    probe_uri = real_file().with_name("probe.py").as_uri()
+    open_doc(client, probe_uri, "x = 1\n")
+    with pytest.raises(Exception, match="outside the document"):
+        await client.text_document_inline_completion_async(inline_params(probe_uri, 99, 0))
+    assert time.monotonic() - start < 5
+
+
+async def test_newer_request_supersedes_older_one(client: LanguageClient):
+    uri = real_file().with_name("supersede.py").as_uri()
+    text = "".join(f"def compute_{i}(a, b):\n    return a * b + {i}\n\n\n" for i in range(40))
+    open_doc(client, uri, text + "def total(items):\n    ")
+    line = text.count("\n") + 1
+    first = asyncio.ensure_future(client.text_document_inline_completion_async(
+        inline_params(uri, line, 4)))
+    await asyncio.sleep(0.2)
+    second = await client.text_document_inline_completion_async(inline_params(uri, line, 4))
+    assert second is not None
+    with pytest.raises(Exception, match="cancel"):
+        await first
+
+
+async def test_unknown_document_and_bad_position_are_clear_errors(client: LanguageClient):
+    with pytest.raises(Exception, match="not open"):
+        await client.text_document_inline_completion_async(
+            inline_params("file:///nowhere/missing.py", 0, 0))
+    uri = real_file().with_name("small.py").as_uri()
+    open_doc(client, uri, "a = 1\n")
+    with pytest.raises(Exception, match="outside the document"):
+        await client.text_document_inline_completion_async(inline_params(uri, 50, 0))
+
+
+async def test_malformed_messages_do_not_kill_the_server(client: LanguageClient):
+    stdin = client._server.stdin  # the raw pipe to the server
+    for raw in (b"{not json", b'{"jsonrpc": "2.0", "id": 991, "method": "textDocument/hover"}',
+                b'{"jsonrpc": "2.0", "id": 992, "method": "textDocument/inlineCompletion", '
+                b'"params": {"textDocument": 5}}'):
+        stdin.write(b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
+    await stdin.drain()
+    await asyncio.sleep(0.5)
+    uri = real_file().with_name("alive.py").as_uri()
+    open_doc(client, uri, "def double(x):\n    return \n")
+    result = await client.text_document_inline_completion_async(inline_params(uri, 1, 11))
+    assert result is not None
+    assert client._server.returncode is None
+
+
+async def test_settings_change_applies_without_restart(client: LanguageClient):
+    pid = client._server.pid
+    client.set_configuration({"completion": {"maxTokens": "lots"}}, section="slm")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    for _ in range(50):
+        if any("maxTokens" in m.message for m in client.messages):
+            break
+        await asyncio.sleep(0.1)
+    assert any("maxTokens" in m.message for m in client.messages)
+    assert client._server.pid == pid and client._server.returncode is None
+    client.set_configuration({"completion": {"maxTokens": 48}}, section="slm")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
