@@ -159,7 +159,7 @@ class CompletionEngine:
         shape = decide_shape(ctx, self.settings.max_lines)
         pre_budget, suf_budget, ctx_budget = self._budgets()
         count = self.backend.count_tokens
-        heal = partial_word(ctx.prefix)
+        heal = partial_word(ctx.prefix) if self.settings.token_healing else ""
         prefix = fit_prefix(ctx.prefix[: len(ctx.prefix) - len(heal)], pre_budget, count)
         suffix = fit_suffix(ctx.suffix, suf_budget, count)
         t1 = time.perf_counter()

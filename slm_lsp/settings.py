@@ -32,6 +32,8 @@ class ModelSettings:
     """Model context window in tokens (prompt plus generation)."""
     batch_size: int = 512
     """Prompt tokens evaluated per batch."""
+    kv_splice: bool = True
+    """Keep cached model state after an edit inside the prompt (typing before the suffix)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class CompletionSettings:
     """Budget for the text after the cursor."""
     timeout_ms: int = 8000
     """Give up on a suggestion after this long and return nothing."""
+    token_healing: bool = True
+    """Let the model regenerate a partly typed word instead of continuing after it."""
 
 
 @dataclass(frozen=True)

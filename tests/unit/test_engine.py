@@ -120,3 +120,10 @@ def test_partial_word_detection():
     assert partial_word("x = ") == ""
     assert partial_word("foo(") == ""
     assert partial_word("value_2") == "value_2"
+
+
+def test_token_healing_can_be_switched_off():
+    backend = FakeBackend("ute(a)")
+    engine = CompletionEngine(backend, CompletionSettings(token_healing=False))
+    assert engine.complete(ctx_at("x = comp|\n")).text == "ute(a)"
+    assert backend.forced == [""] and "x = comp<|fim_suffix|>" in backend.prompts[-1]
