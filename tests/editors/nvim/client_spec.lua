@@ -157,14 +157,21 @@ if not no_inline then
 end
 
 T.test('dismiss hides it', function()
-  T.feed('<C-]>', 100)
-  T.eq(ghost_text(), nil)
+  T.feed('<C-]>', 50)
+  T.wait(function()
+    return ghost_text() == nil
+  end, 3000, 'the suggestion to disappear')
+  T.sleep(300)
+  T.eq(ghost_text(), nil, 'and it stays away until the next keystroke')
 end)
 
 T.test('<Tab> accepts the suggestion', function()
   T.feed('y', 50)
   T.wait(ghost_text, 8000, 'a new suggestion')
-  T.feed('<Tab>', 150)
+  T.feed('<Tab>', 50)
+  T.wait(function()
+    return vim.api.nvim_buf_get_lines(buf, 2, 3, false)[1] ~= 'value = xy'
+  end, 5000, 'the accepted text')
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   if no_inline then
     T.eq(lines[3], 'value = xy_completion()')
@@ -184,6 +191,8 @@ T.test(':SlmToggle turns automatic suggestions off and on', function()
   T.eq(ghost_text(), nil, 'no suggestion while typing')
   T.feed('<M-\\>', 50)
   T.wait(ghost_text, 8000, 'a suggestion on the trigger key')
+  T.feed('r', 400)
+  T.eq(ghost_text(), nil, 'typing drops it and asks for nothing new')
   T.feed('<Esc>', 50)
   vim.cmd('SlmToggle')
   T.eq(slm.options.inline.auto_trigger, true)

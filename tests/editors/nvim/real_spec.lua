@@ -66,8 +66,11 @@ T.test('entering Insert mode at the masked line shows a suggestion', function()
 end)
 
 T.test('<Tab> accepts it into the buffer', function()
-  T.feed('<Tab>', 300)
-  local now = vim.api.nvim_buf_get_lines(buf, line - 1, line, false)[1]
+  T.feed('<Tab>', 50)
+  local now = T.wait(function()
+    local l = vim.api.nvim_buf_get_lines(buf, line - 1, line, false)[1]
+    return l ~= original and l
+  end, 5000, 'the accepted suggestion in the buffer')
   io.stdout:write(('# accepted line: %q\n'):format(now))
   T.ok(#now > #original and now:sub(1, #original) == original, 'the line grew: ' .. now)
   T.feed('<Esc>', 50)

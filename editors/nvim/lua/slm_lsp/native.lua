@@ -108,7 +108,21 @@ function M.trigger(bufnr)
     return false
   end
   if not M.is_enabled(bufnr) then
+    -- Automatic suggestions are off: turn the completor on for this one suggestion, and off
+    -- again as soon as the text changes or Insert mode ends.
     ic().enable(true, { bufnr = bufnr })
+    vim.api.nvim_create_autocmd({ 'TextChangedI', 'InsertLeave' }, {
+      buffer = bufnr,
+      once = true,
+      callback = function()
+        vim.schedule(function()
+          local inline = require('slm_lsp').options.inline or {}
+          if buffers[bufnr] and inline.auto_trigger == false and vim.api.nvim_buf_is_valid(bufnr) then
+            ic().enable(false, { bufnr = bufnr })
+          end
+        end)
+      end,
+    })
   end
   local group = ('nvim.lsp.inline_completion:%d'):format(bufnr)
   local ok = pcall(vim.api.nvim_exec_autocmds, 'CursorMovedI', { group = group, modeline = false })
