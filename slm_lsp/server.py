@@ -109,23 +109,36 @@ class SlmServer(LanguageServer):
     async def run_cancellable(
         self, key: str, fn: Callable[[threading.Event], T], timeout_ms: int | None = None
     ) -> T:
-        """Run blocking ``fn(cancel)`` in a thread; `$/cancelRequest`, a newer request
-        on the same key, or the timeout set ``cancel`` so generation stops."""
+        """Run blocking ``fn(cancel)`` in a thread; `$/cancelRequest` or a newer request
+        on the same key set ``cancel``, so generation stops at the next token.
+
+        The timeout is soft: past it the caller gets ``SoftTimeout`` but the work
+        goes on (it warms the model's cache and fills the result cache) until it
+        ends or a newer request supersedes it.
+        """
         cancel = self.supersede(key)
-        timer: threading.Timer | None = None
-        if timeout_ms:
-            timer = threading.Timer(timeout_ms / 1000, cancel.set)
-            timer.daemon = True
-            timer.start()
+        work = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
+        work.add_done_callback(lambda _f: self.finished(key, cancel))
         try:
-            return await asyncio.to_thread(fn, cancel)
+            if timeout_ms:
+                return await asyncio.wait_for(asyncio.shield(work), timeout_ms / 1000)
+            return await work
+        except asyncio.TimeoutError as exc:
+            work.add_done_callback(_consume_exception)
+            raise SoftTimeout() from exc
         except asyncio.CancelledError:
             cancel.set()
+            work.add_done_callback(_consume_exception)
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self.finished(key, cancel)
+
+
+class SoftTimeout(Exception):
+    """A request took longer than its time budget; its work may still finish later."""
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("background work ended with %r", future.exception())
 
 
 def build_server(factory: BackendFactory = load_llama) -> SlmServer:

@@ -387,13 +387,18 @@ class KVCache:
     def _rm(self, seq: int, p0: int, p1: int) -> None:
         self.b._c.llama_memory_seq_rm(self.b.memory(), seq, p0, p1)  # type: ignore[attr-defined]
 
+    CANCEL_STEP = 128
+    """Prompt tokens per decode call: how often a cancelled prompt evaluation looks up."""
+
     def _eval(self, tokens: Sequence[int], start: int, seq: int,
-              cancel: threading.Event | None) -> None:
-        step = self.b.n_batch
+              cancel: threading.Event | None, done: list[int] | None = None) -> None:
+        step = min(self.b.n_batch, self.CANCEL_STEP)
         for i in range(0, len(tokens), step):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             self.b.decode(tokens[i:i + step], start + i, seq)
+            if done is not None:
+                done[0] = i + len(tokens[i:i + step])
 
     def forget_after(self, n: int) -> None:
         """Drop generated tokens so the cache ends with the prompt again."""
@@ -425,10 +430,12 @@ class KVCache:
             return self._splice(prompt, n, tail_c - common, tail_p - common, keep, cancel)
         self._rm(0, n, -1)
         self.tokens = cached[:n]
+        done = [0]
         try:
-            self._eval(prompt[n:], n, 0, cancel)
+            self._eval(prompt[n:], n, 0, cancel, done)
         except Cancelled:
-            self.clear()
+            # Keep what was evaluated: the next prompt usually starts the same way.
+            self.tokens = list(prompt[:n + done[0]])
             raise
         self.tokens = list(prompt)
         return n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -12,9 +13,12 @@ from ..backends.base import BackendError, Cancelled
 from ..context import CursorContext
 from ..convert import cursor_context
 from ..engine import Suggestion
+from ..server import SoftTimeout
 
 if TYPE_CHECKING:
     from ..server import SlmServer
+
+log = logging.getLogger(__name__)
 
 REQUEST_FAILED = -32803  # LSP ErrorCodes.RequestFailed
 
@@ -47,6 +51,10 @@ async def suggest(ls: SlmServer, ctx: CursorContext) -> Suggestion:
             lambda cancel: ls.host.engine(timeout=settings.timeout_ms / 1000).complete(ctx, cancel),
             timeout_ms=settings.timeout_ms,
         )
+    except SoftTimeout:
+        log.info("no suggestion within %d ms at %s:%d (still computing)", settings.timeout_ms,
+                 ctx.path, ctx.line)
+        return Suggestion("", "timeout")
     except Cancelled as exc:
         raise JsonRpcRequestCancelled("slm-lsp: request cancelled") from exc
     except BackendError as exc:

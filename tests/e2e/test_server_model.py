@@ -35,12 +35,12 @@ async def client(lsp_client: LanguageClient, model_installed):
     STATES[:] = []
     STATES.extend([])  # keep the list object the handler appends to
     states = track_status(lsp_client)
-    lsp_client.set_configuration({"completion": {"maxTokens": 48}}, section="slm")
+    lsp_client.set_configuration({"completion": {"maxTokens": 48, "timeoutMs": 120000}}, section="slm")
     await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities(),
             root_uri=real_file().parent.as_uri(),
-            initialization_options={"slm": {"completion": {"maxLines": 4}}},
+            initialization_options={"slm": {"completion": {"maxLines": 4, "timeoutMs": 120000}}},
         )
     )
     await wait_ready(states)
@@ -68,7 +68,10 @@ async def test_masked_line_gets_a_clean_suggestion(client: LanguageClient):
         following = doc.split("\n")[line + 1:]
         next_code = next((x.strip() for x in following if x.strip()), "")
         assert suggestion.strip() != next_code, "the suggestion repeats the line below"
-        assert "\n" not in suggestion  # a body line that opens no block: one line
+        header = next(x for x in reversed(doc.split("\n")[:line]) if x.strip())
+        if not header.rstrip().endswith(":"):
+            assert "\n" not in suggestion  # a body line that opens no block: one line
+        assert suggestion.count("\n") < 4  # maxLines
         print(f"line {line}: truth={truth!r} suggestion={suggestion!r}")
 
 
@@ -100,20 +103,22 @@ async def test_cancel_request_returns_promptly(client: LanguageClient):
     body = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(60))
     open_doc(client, uri, body + "def main():\n    ")
     line = body.count("\n") + 1
+    params = inline_params(uri, line, 4)
+    pending = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params,
+                                           msg_id="cancel-me")
+    await asyncio.sleep(0.5)
     start = time.monotonic()
-    task = asyncio.ensure_future(
-        client.text_document_inline_completion_async(inline_params(uri, line, 4))
-    )
-    await asyncio.sleep(0.3)
-    task.cancel()  # pygls' client sends $/cancelRequest for a cancelled future
-    with pytest.raises((asyncio.CancelledError, Exception)):
-        await task
-    # The server must be free again quickly: a cheap request answers right away.
-    probe_uri = real_file().with_name("probe.py").as_uri()
-    open_doc(client, probe_uri, "x = 1\n")
-    with pytest.raises(Exception, match="outside the document"):
-        await client.text_document_inline_completion_async(inline_params(probe_uri, 99, 0))
-    assert time.monotonic() - start < 5
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    with pytest.raises(Exception, match="(?i)cancel"):
+        await asyncio.wrap_future(pending)
+    assert time.monotonic() - start < 2, "the cancelled request was not answered promptly"
+    # Generation stopped: the model is free for the next request within a second or two.
+    other = real_file().with_name("after_cancel.py").as_uri()
+    open_doc(client, other, "def square(x):\n    return x * \n")
+    t0 = time.monotonic()
+    result = await client.text_document_inline_completion_async(inline_params(other, 1, 15))
+    assert result is not None
+    assert time.monotonic() - t0 < 15
 
 
 async def test_newer_request_supersedes_older_one(client: LanguageClient):
@@ -165,5 +170,5 @@ async def test_settings_change_applies_without_restart(client: LanguageClient):
         await asyncio.sleep(0.1)
     assert any("maxTokens" in m.message for m in client.messages)
     assert client._server.pid == pid and client._server.returncode is None
-    client.set_configuration({"completion": {"maxTokens": 48}}, section="slm")
+    client.set_configuration({"completion": {"maxTokens": 48, "timeoutMs": 120000}}, section="slm")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
