@@ -68,7 +68,8 @@ async def test_a_whole_session_makes_no_outside_network_access(audited: Language
     assert result is not None
     if client.server_capabilities.hover_provider:  # every feature the server offers
         await client.text_document_hover_async(types.HoverParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=3, character=5)))
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=3, character=5)))
     await client.shutdown_session()
     attempts = AUDIT_LOG.read_text() if AUDIT_LOG.exists() else ""
     assert attempts == "", f"network access attempted:\n{attempts}"

@@ -53,6 +53,12 @@ def test_completion_fallback_without_inline_provider(nvim: Nvim, tmp_path: Path)
     }))
 
 
+def test_vim_lsp_enable_without_setup(nvim: Nvim, tmp_path: Path) -> None:
+    check(nvim.run_spec("enable_spec.lua", tmp_path / "state", {
+        "SLM_SERVER_CMD": fake_server_cmd(),
+    }))
+
+
 def test_legacy_start_without_vim_lsp_enable(nvim_011: Nvim, tmp_path: Path) -> None:
     """The 0.10 code path (vim.lsp.start from a FileType autocmd), forced on 0.11."""
     check(nvim_011.run_spec("client_spec.lua", tmp_path / "state", {

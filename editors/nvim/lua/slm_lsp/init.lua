@@ -110,6 +110,7 @@ M.options = vim.deepcopy(M.defaults)
 M.statuses = {}
 
 local NAME = 'slm_lsp'
+local ensure_globals ---@type fun()
 local attached = {} ---@type table<integer, integer> bufnr -> client id
 
 --- Merges user options over the defaults.
@@ -394,6 +395,7 @@ function M.attach(client, bufnr)
     return
   end
   attached[bufnr] = client.id
+  ensure_globals()
   vim.api.nvim_create_autocmd('LspDetach', {
     buffer = bufnr,
     callback = function(args)
@@ -575,6 +577,19 @@ local function create_commands()
   end, { desc = 'slm-lsp: run `slm-lsp model install` in a terminal' })
 end
 
+local globals_done = false
+
+--- Highlight groups and user commands; also done on attach, for `vim.lsp.enable('slm_lsp')`
+--- without `setup()`.
+ensure_globals = function()
+  vim.api.nvim_set_hl(0, 'SlmGhostText', { link = 'Comment', default = true })
+  vim.api.nvim_set_hl(0, 'SlmGhostTextHint', { link = 'NonText', default = true })
+  if not globals_done then
+    create_commands()
+    globals_done = true
+  end
+end
+
 --- Starts the client for a buffer on Neovim 0.10 (no vim.lsp.config/enable there).
 ---@param bufnr integer
 local function start_legacy(bufnr)
@@ -599,9 +614,7 @@ local did_setup = false
 ---@param opts? slm_lsp.Options
 function M.setup(opts)
   M.options = M.merge(opts)
-  vim.api.nvim_set_hl(0, 'SlmGhostText', { link = 'Comment', default = true })
-  vim.api.nvim_set_hl(0, 'SlmGhostTextHint', { link = 'NonText', default = true })
-  create_commands()
+  ensure_globals()
   if vim.lsp.config and vim.lsp.enable then
     vim.lsp.config(NAME, M.lsp_config())
     vim.lsp.enable(NAME)
