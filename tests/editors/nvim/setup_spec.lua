@@ -184,4 +184,16 @@ T.test('checkhealth runs and reports a missing executable', function()
   vim.cmd('bwipeout!')
 end)
 
+T.test('the help file has valid tags', function()
+  local doc = vim.env.SLM_PLUGIN_DIR .. '/doc'
+  vim.cmd('helptags ' .. vim.fn.fnameescape(doc))
+  local tags = table.concat(vim.fn.readfile(doc .. '/tags'), '\n')
+  for _, tag in ipairs({ 'slm_lsp.setup()', ':SlmToggle', 'slm_lsp-keys', 'slm_lsp-health' }) do
+    T.ok(tags:find(tag, 1, true), tag)
+  end
+  vim.cmd('help slm_lsp-keys')
+  T.eq(vim.bo.filetype, 'help')
+  vim.cmd('close')
+end)
+
 T.run()
