@@ -41,7 +41,11 @@ demo: model
 	$(VENV)/bin/slm-lsp demo
 
 test: model
+	$(MAKE) -C editors nvim-0.11 test-vscode PYTHON=$(abspath $(PY))
 	$(PY) -m pytest -ra
+
+editors: install
+	$(MAKE) -C editors vscode PYTHON=$(abspath $(PY))
 
 unit: install
 	$(PY) -m pytest -ra tests/unit

@@ -171,8 +171,16 @@ def fit_prefix(text: str, budget: int, count: Callable[[str], int], align: int =
     return tail
 
 
-def fit_suffix(text: str, budget: int, count: Callable[[str], int]) -> str:
-    """The head of ``text`` within ``budget`` tokens, cut at a line boundary."""
+def fit_suffix(
+    text: str, budget: int, count: Callable[[str], int], *, first_line: int = 0, align: int = 16
+) -> str:
+    """The head of ``text`` within ``budget`` tokens, cut at a line boundary.
+
+    ``first_line`` is the document line the suffix starts on. The cut is put on
+    a document line that is a multiple of ``align`` (or the end of the file), so
+    that it stays where it is while the cursor moves within a region: the end of
+    the prompt is then the same as in the cached one and can be kept.
+    """
     if budget <= 0:
         return ""
     if count(text) <= budget:
@@ -190,4 +198,5 @@ def fit_suffix(text: str, budget: int, count: Callable[[str], int]) -> str:
         while first and count(first) > budget:
             first = first[: len(first) * 3 // 4]
         return first
-    return "".join(lines[:lo])
+    aligned = lo - (first_line + lo) % align
+    return "".join(lines[: aligned if aligned > 0 else lo])

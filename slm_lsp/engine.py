@@ -161,7 +161,7 @@ class CompletionEngine:
         count = self.backend.count_tokens
         heal = partial_word(ctx.prefix) if self.settings.token_healing else ""
         prefix = fit_prefix(ctx.prefix[: len(ctx.prefix) - len(heal)], pre_budget, count)
-        suffix = fit_suffix(ctx.suffix, suf_budget, count)
+        suffix = fit_suffix(ctx.suffix, suf_budget, count, first_line=ctx.line)
         t1 = time.perf_counter()
         context: Sequence[ContextFile] = ()
         if self.retriever is not None and ctx_budget > 0:

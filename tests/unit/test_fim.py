@@ -93,3 +93,19 @@ def test_fit_suffix_keeps_whole_lines_from_the_start():
     assert text.startswith(out) and out.endswith("\n") and len(out) <= 20
     assert fit_suffix(text, 0, count_chars) == ""
     assert fit_suffix("short", 100, count_chars) == "short"
+
+
+def test_fit_suffix_ends_on_an_aligned_document_line_that_stays_put():
+    doc = [f"row {i:03d}\n" for i in range(300)]  # 8 chars a line
+
+    def suffix_from(line: int) -> str:
+        return fit_suffix("".join(doc[line:]), 400, count_chars, first_line=line, align=16)
+
+    ends = set()
+    for cursor in range(100, 110):  # the cursor moves down a few lines
+        out = suffix_from(cursor)
+        assert len(out) <= 400
+        end_line = cursor + out.count("\n")
+        assert end_line % 16 == 0
+        ends.add(end_line)
+    assert len(ends) == 1  # the end of the prompt did not move
