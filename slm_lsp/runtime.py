@@ -69,9 +69,11 @@ class ModelHost:
         self._target: ModelSettings | None = None
         self._settings = Settings()
         self.state = "loading"
+        self.message = "loading the model"
 
     def _set_state(self, state: str, message: str) -> None:
         self.state = state
+        self.message = message
         try:
             self._on_state(state, message)
         except Exception:  # a broken listener must not break loading

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled, JsonRpcServerError
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.workspace import TextDocument
 
 from ..backends.base import BackendError, Cancelled
@@ -20,7 +20,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+
 REQUEST_FAILED = -32803  # LSP ErrorCodes.RequestFailed
+
+
+class RequestFailed(JsonRpcException):
+    """LSP's RequestFailed: the request was valid but could not be served.
+
+    (pygls' JsonRpcServerError only accepts the JSON-RPC server range, which
+    does not include LSP's own codes.)
+    """
+
+    CODE = REQUEST_FAILED
 
 
 def open_document(ls: SlmServer, uri: str) -> TextDocument:
@@ -58,4 +70,4 @@ async def suggest(ls: SlmServer, ctx: CursorContext) -> Suggestion:
     except Cancelled as exc:
         raise JsonRpcRequestCancelled("slm-lsp: request cancelled") from exc
     except BackendError as exc:
-        raise JsonRpcServerError(f"slm-lsp: {exc}", REQUEST_FAILED) from exc
+        raise RequestFailed(f"slm-lsp: {exc}") from exc

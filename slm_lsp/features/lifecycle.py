@@ -52,7 +52,7 @@ def register(server: SlmServer) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: SlmServer, params: types.InitializedParams) -> None:
         """Pull settings from the client; the model is already loading."""
-        ls.status(ls.host.state, "loading the model" if ls.host.state == "loading" else ls.host.state)
+        ls.status(ls.host.state, ls.host.message)
         pulled = await _pull_configuration(ls)
         if pulled is not None:
             ls.apply_settings(pulled, source="workspace/configuration")
