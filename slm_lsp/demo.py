@@ -14,6 +14,7 @@ import asyncio
 import re
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,14 +125,19 @@ class DemoClient:
                 trigger_kind=types.InlineCompletionTriggerKind.Automatic),
         ))
         elapsed = time.perf_counter() - start
-        items = result.items if result is not None else []
+        if result is None:
+            items: Sequence[types.InlineCompletionItem] = []
+        elif isinstance(result, types.InlineCompletionList):
+            items = result.items
+        else:
+            items = result
         text = items[0].insert_text if items else ""
         return (text if isinstance(text, str) else text.value), elapsed
 
     async def stop(self) -> None:
         await self.client.shutdown_async(None)
         self.client.exit(None)
-        await self.client.stop()
+        await self.client.stop()  # type: ignore[no-untyped-call]
 
 
 async def run_demo(timeout_ms: int) -> list[str]:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class LlamaBackend:
         from llama_cpp import _internals
 
         c = self._c
+        self._model: Any
+        self._owners: list[int]
         if shared is not None:
             self._model = shared._model
             self._owners = shared._owners
@@ -349,8 +352,8 @@ class LlamaBackend:
             if self._closed:
                 return
             self._closed = True
-            self._batch.close()
-            self._ctx.close()
+            self._batch.close()  # type: ignore[no-untyped-call]
+            self._ctx.close()  # type: ignore[no-untyped-call]
             self._release_model()
 
     _closed = False
