@@ -39,8 +39,10 @@ from .symbols import (
     DocSite,
     SourceTree,
     SymbolRef,
+    call_sites,
     calls_in,
     doc_site,
+    imported_names,
     innermost,
     symbol_at,
 )
@@ -136,16 +138,31 @@ def _callees(tree: SourceTree, definition: Definition) -> tuple[Definition, ...]
     text = tree.text_of(definition.path)
     if text is None or definition.kind not in ("function", "method", "constructor"):
         return ()
+    imports = imported_names(text)
     out: list[Definition] = []
-    for name in calls_in(text, definition.language, definition.start_byte, definition.end_byte):
+    for name, qualifier in call_sites(text, definition.language, definition.start_byte,
+                                      definition.end_byte):
         if name == definition.name or keyword.iskeyword(name) or name in _BUILTINS:
+            continue
+        if _external(tree, qualifier, imports):
             continue
         found = [d for d in tree.find(name) if d.kind != "attribute"]
         if found:
-            out.append(_rank(found, SymbolRef(name, 0, 0, 0), definition.path, None, text)[0])
+            out.append(_rank(found, SymbolRef(name, 0, 0, 0, qualifier), definition.path,
+                             definition, text)[0])
         if len(out) >= MAX_CALLEES:
             break
     return tuple(out)
+
+
+def _external(tree: SourceTree, qualifier: str | None, imports: set[str]) -> bool:
+    """True for calls on an imported module that the repository does not define
+    (``weakref.ref``, ``os.path.join``): their namesakes in the repository are unrelated."""
+    head = WORD_RE.match(qualifier or "")
+    if head is None or head.group(0) not in imports:
+        return False
+    module = head.group(0)
+    return not tree.find(module) and not any(Path(p).stem == module for p in tree.list_files())
 
 
 def _dedent(text: str) -> str:
@@ -337,19 +354,30 @@ def clean_explanation(text: str, *, complete: bool = True, max_sentences: int = 
     return " ".join(sentences[:max_sentences]).strip()
 
 
-def _stop_rule(deadline: float | None) -> Callable[[str], int | None]:
-    """Stop at a code fence, a run of blank lines, or when the time budget is spent."""
+class _StopRule:
+    """Stop at a code fence, a run of blank lines, or when the generation budget is spent.
 
-    def stop(text: str) -> int | None:
+    The budget counts from the first generated token, so a slow prompt evaluation
+    (a busy machine) still leaves time for a sentence; the request's own timeout
+    bounds the whole.
+    """
+
+    def __init__(self, budget_s: float | None) -> None:
+        self.budget_s = budget_s
+        self.started: float | None = None
+        self.timed_out = False
+
+    def __call__(self, text: str) -> int | None:
         for marker in ("\n```", "\n\n\n", "<|"):
             at = text.find(marker)
             if at >= 0 and text[:at].strip():
                 return at
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        self.started = self.started or now
+        if self.budget_s is not None and now - self.started > self.budget_s:
+            self.timed_out = True
             return len(text)
         return None
-
-    return stop
 
 
 # -- docstrings ---------------------------------------------------------------------
@@ -560,6 +588,8 @@ class Explanation:
     ms: float = 0.0
     removed: list[str] = field(default_factory=list)
     problem: str | None = None
+    timed_out: bool = False
+    """The generation budget ran out (the text holds the sentences finished by then)."""
 
 
 def _special_lookup(backend: ModelBackend) -> Callable[[str], bool] | None:
@@ -594,8 +624,8 @@ class Explainer:
                         f"(`{rel(target.path, self.tree.root)}`):\n\n"
                         f"```{target.language}\n{target.site_excerpt}\n```\n")
         if target.callees:
-            sigs = "\n".join(f"{c.signature}  # {rel(c.path, self.tree.root)}:{c.line + 1}"
-                             for c in target.callees)
+            sigs = "\n".join(f"{c.signature}  # {c.qualname}, {rel(c.path, self.tree.root)}:"
+                             f"{c.line + 1}" for c in target.callees)
             context += f"\nFunctions it calls, defined in this repository:\n\n```{d.language}\n" \
                        f"{sigs}\n```\n"
         return {"path": rel(d.path, self.tree.root), "kind": d.kind, "name": d.qualname,
@@ -603,11 +633,11 @@ class Explainer:
                 "context": context}
 
     def explain(self, target: Target, cancel: threading.Event | None = None,
-                deadline: float | None = None, *, use_cache: bool = True) -> Explanation:
+                budget_s: float | None = None, *, use_cache: bool = True) -> Explanation:
         """The explanation of a hover target, from the cache or the model."""
         if target.definition is None:
             return Explanation("", "none")
-        return self.run_task("symbol", self.hover_fields(target), cancel, deadline,
+        return self.run_task("symbol", self.hover_fields(target), cancel, budget_s,
                              use_cache=use_cache)
 
     def cached(self, task: str, fields: dict[str, str]) -> tuple[str, str | None]:
@@ -617,7 +647,7 @@ class Explainer:
         return key, self.cache.get(key)
 
     def run_task(self, task: str, fields: dict[str, str], cancel: threading.Event | None,
-                 deadline: float | None, *, use_cache: bool = True) -> Explanation:
+                 budget_s: float | None, *, use_cache: bool = True) -> Explanation:
         """Cache lookup, else generation, cleaning and the guard; errors become ``problem``."""
         start = time.perf_counter()
         key, hit = self.cached(task, fields)
@@ -629,7 +659,7 @@ class Explainer:
             if hit is not None and use_cache:
                 return Explanation(hit, "cache", (time.perf_counter() - start) * 1000)
             raw, ended, timed_out = self._generate(backend, task_messages(task, fields), cancel,
-                                                   deadline)
+                                                   budget_s)
         except BackendError as exc:
             return Explanation("", "none", (time.perf_counter() - start) * 1000, problem=str(exc))
         context_words = set(WORD_RE.findall(" ".join(fields.values())))
@@ -638,16 +668,17 @@ class Explainer:
         if guarded.text and not timed_out:
             self.cache.put(key, guarded.text, {"task": task, "name": fields.get("name", "")})
         return Explanation(guarded.text, "model", (time.perf_counter() - start) * 1000,
-                           guarded.removed)
+                           guarded.removed, timed_out=timed_out)
 
     def _generate(self, backend: ModelBackend, messages: list[Message],
-                  cancel: threading.Event | None, deadline: float | None
+                  cancel: threading.Event | None, budget_s: float | None
                   ) -> tuple[str, bool, bool]:
-        """Raw model text, whether it ended on its own, and whether the time budget cut it."""
+        """Raw model text, whether it ended on its own, and whether the budget cut it."""
         segments = render_chat(backend.chat_template, messages, _special_lookup(backend))
-        gen = backend.generate(segments, max_tokens=self.settings.max_tokens,
-                               stop=_stop_rule(deadline), cancel=cancel)
-        timed_out = deadline is not None and time.monotonic() > deadline
+        stop = _StopRule(budget_s)
+        gen = backend.generate(segments, max_tokens=self.settings.max_tokens, stop=stop,
+                               cancel=cancel)
+        timed_out = stop.timed_out
         log.info("explained in %.0f+%.0f ms (%d prompt tokens, %d reused, %d generated, %s)",
                  gen.prompt_ms, gen.generate_ms, gen.n_prompt, gen.n_reused, gen.n_generated,
                  gen.stop_reason)
@@ -681,7 +712,7 @@ class Explainer:
     # docstrings
 
     def docstring(self, path: str, text: str, language: str | None, line: int,
-                  cancel: threading.Event | None = None, deadline: float | None = None
+                  cancel: threading.Event | None = None, budget_s: float | None = None
                   ) -> DocEdit | None:
         """A documentation comment for the definition at ``line``; None where none fits."""
         found = self.documentable(path, text, language, line)
@@ -690,7 +721,7 @@ class Explainer:
         d, site = found
         fields = {"path": rel(path, self.tree.root), "language": d.language, "name": d.name,
                   "definition": _clip(_dedent(d.text), DEF_CHARS), "context": ""}
-        result = self.run_task("docstring", fields, cancel, deadline)
+        result = self.run_task("docstring", fields, cancel, budget_s)
         summary = first_sentence(result.text)
         if summary:
             return DocEdit(site.line, format_docstring(site, summary_lines(site, d.name, summary)),

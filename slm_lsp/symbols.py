@@ -347,7 +347,8 @@ class _Walk:
             name=name, qualname=".".join(prefix + [name]), kind=kind, path=self.path,
             language=self.language, line=name_node.start_point[0], start_line=outer.start_point[0],
             end_line=outer.end_point[0], signature=_header(node, outer, self.source),
-            text=self.source[outer.start_byte:outer.end_byte].decode("utf-8", errors="replace"),
+            text=self.source[outer.start_byte - outer.start_point[1]:outer.end_byte].decode(
+                "utf-8", errors="replace"),
             start_byte=outer.start_byte, end_byte=outer.end_byte,
         ))
 
@@ -399,8 +400,9 @@ def innermost(defs: Iterable[Definition], line: int, *, functions_only: bool = F
     return best
 
 
-def calls_in(text: str, language: str | None, start_byte: int, end_byte: int) -> list[str]:
-    """Names of the functions called between two byte offsets, in order, once each."""
+def call_sites(text: str, language: str | None, start_byte: int, end_byte: int
+               ) -> list[tuple[str, str | None]]:
+    """(name, qualifier) of the functions called between two byte offsets, once per name."""
     tree = parse(text, language)
     if tree is None:
         return []
@@ -408,26 +410,47 @@ def calls_in(text: str, language: str | None, start_byte: int, end_byte: int) ->
     while node is not None and (node.start_byte > start_byte or node.end_byte < end_byte) \
             and node.parent is not None:
         node = node.parent
-    names: dict[str, None] = {}
+    found: dict[str, str | None] = {}
     stack = [node] if node is not None else []
     while stack:
         current = stack.pop()
         if current.type in _CALLS:
-            callee = _callee_name(current)
-            if callee:
-                names.setdefault(callee, None)
+            callee = _callee(current)
+            if callee is not None:
+                found.setdefault(*callee)
         if start_byte <= current.end_byte and current.start_byte <= end_byte:
             stack.extend(reversed(current.named_children))
-    return list(names)
+    return list(found.items())
 
 
-def _callee_name(call: Node) -> str | None:
+def calls_in(text: str, language: str | None, start_byte: int, end_byte: int) -> list[str]:
+    """Names of the functions called between two byte offsets, in order, once each."""
+    return [name for name, _ in call_sites(text, language, start_byte, end_byte)]
+
+
+def _callee(call: Node) -> tuple[str, str | None] | None:
     target = call.child_by_field_name(_CALLS[call.type])
+    qualifier: str | None = None
+    if call.type == "method_invocation":
+        qualifier = _text(call.child_by_field_name("object")) or None
     while target is not None and target.type in _MEMBER:
+        obj = target.child_by_field_name(_MEMBER[target.type][0]) or \
+            target.child_by_field_name("value")
+        qualifier = _text(obj) or None
         target = target.child_by_field_name(_MEMBER[target.type][1])
     if target is not None and target.type in ("generic_function", "generic_type"):
         target = target.named_children[0] if target.named_children else None
-    return _text(target) if target is not None and target.type in _NAME_NODES else None
+    if target is None or target.type not in _NAME_NODES:
+        return None
+    return _text(target), qualifier
+
+
+_IMPORT_LINE = re.compile(r"^\s*(?:import|from|use|using|#\s*include|package)\b.*$", re.M)
+
+
+def imported_names(text: str) -> set[str]:
+    """Identifiers on the file's import lines (module names and their aliases)."""
+    return {w for line in _IMPORT_LINE.findall(text) for w in WORD_RE.findall(line)}
 
 
 # -- the workspace's files -------------------------------------------------------------

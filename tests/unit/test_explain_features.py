@@ -1,0 +1,54 @@
+"""Helpers of the hover and code-action handlers (no server process)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lsprotocol import types
+
+from slm_lsp.explain import Explanation
+from slm_lsp.features.code_actions import _selected_lines, _wanted
+from slm_lsp.features.hover import KEY_PREFIX, YieldingEvent, _footer, completion_running
+
+
+def test_yielding_event_pauses_while_busy_and_still_reports_cancel():
+    inner = threading.Event()
+    busy = [True]
+    flag = YieldingEvent(inner, lambda: busy[0])
+    threading.Timer(0.15, lambda: busy.__setitem__(0, False)).start()
+    start = time.monotonic()
+    assert flag.is_set() is False
+    assert time.monotonic() - start >= 0.14
+    busy[0] = True
+    threading.Timer(0.1, inner.set).start()
+    assert flag.is_set() is True  # a cancel ends the pause at once
+    assert time.monotonic() - start < 1
+
+
+def test_completion_running_ignores_our_own_requests():
+    class Server:
+        _inflight: dict[str, object] = {}
+
+    ls = Server()
+    assert not completion_running(ls)
+    ls._inflight = {f"{KEY_PREFIX}hover:file:///a.py": object()}
+    assert not completion_running(ls)
+    ls._inflight["file:///a.py"] = object()
+    assert completion_running(ls)
+
+
+def test_code_action_kind_filter_and_selected_lines():
+    assert _wanted(None, "refactor.rewrite") and _wanted(["refactor"], "refactor.rewrite")
+    assert not _wanted(["source.organizeImports"], "refactor.rewrite")
+    rng = types.Range(start=types.Position(line=3, character=0), end=types.Position(line=7, character=0))
+    assert _selected_lines(rng) == (3, 6)
+    rng.end.character = 2
+    assert _selected_lines(rng) == (3, 7)
+
+
+def test_footer_says_why_there_is_no_explanation():
+    assert "cached" in _footer(Explanation("It works.", "cache"), "m")
+    assert "still loading" in _footer(Explanation("", "none", problem="still loading"), "m")
+    assert "not in this repository" in _footer(Explanation("", "model", removed=["x"]), "m")
+    assert "time budget" in _footer(Explanation("", "model", timed_out=True), "m")
