@@ -37,6 +37,17 @@ async def _pull_configuration(ls: SlmServer) -> Any | None:
     return result[0] if result else None
 
 
+def _notify_extensions(ls: SlmServer, event: str) -> None:
+    """Call ``event()`` on every extension in ``ls.extensions`` that has it (e.g. the index)."""
+    for name, extension in list(ls.extensions.items()):
+        hook = getattr(extension, event, None)
+        if callable(hook):
+            try:
+                hook()
+            except Exception:  # one feature's failure must not stop the others
+                log.exception("%s.%s failed", name, event)
+
+
 def register(server: SlmServer) -> None:
     """Lifecycle handlers."""
 
@@ -56,6 +67,7 @@ def register(server: SlmServer) -> None:
         pulled = await _pull_configuration(ls)
         if pulled is not None:
             ls.apply_settings(pulled, source="workspace/configuration")
+        _notify_extensions(ls, "on_initialized")
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(
@@ -70,5 +82,6 @@ def register(server: SlmServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: SlmServer, params: None) -> None:
-        """Free the model before exit."""
+        """Stop background work (the index saves itself), then free the model."""
+        _notify_extensions(ls, "on_shutdown")
         ls.host.close()
