@@ -31,7 +31,7 @@ from typing import Any
 from prompts.explain import Message, prompt_version, render_chat, task_messages
 from prompts.fim import all_special_texts
 
-from .backends.base import BackendError, ModelBackend
+from .backends.base import BackendError, Cancelled, ModelBackend
 from .settings import ExplainSettings, ModelSettings
 from .symbols import (
     WORD_RE,
@@ -662,6 +662,10 @@ class Explainer:
                                                    budget_s)
         except BackendError as exc:
             return Explanation("", "none", (time.perf_counter() - start) * 1000, problem=str(exc))
+        except Cancelled:
+            log.info("%s explanation cancelled after %.0f ms", task,
+                     (time.perf_counter() - start) * 1000)
+            raise
         context_words = set(WORD_RE.findall(" ".join(fields.values())))
         guarded = guard(clean_explanation(raw, complete=ended),
                         lambda w: w in context_words or self.tree.has_word(w))

@@ -163,18 +163,16 @@ def register(server: SlmServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: SlmServer, params: types.HoverParams) -> types.Hover | None:
         """Returns the symbol's definition site and signature, then a short explanation."""
-        if not ls.settings.explain.enabled:
-            return None
         uri = params.text_document.uri
         path, text, language = document_language(ls, uri)
         pos = open_document(ls, uri).position_from_client_units(params.position)
         explainer = explainer_for(ls)
         target = await asyncio.to_thread(explainer.target_at, path, text, language,
                                          pos.line, pos.character)
-        if target is None:
+        if target is None or target.definition is None:
             return None
         parts = [header_markdown(target, ls.root)]
-        if target.definition is not None:
+        if ls.settings.explain.enabled:
             result = await run_explainer(ls, f"hover:{uri}",
                                          lambda cancel, budget: explainer.explain(
                                              target, cancel, budget))

@@ -130,17 +130,20 @@ async def test_hover_off_a_symbol_is_empty(client: LanguageClient):
 async def test_cancelled_hover_returns_promptly(client: LanguageClient):
     uri, lines = _open(client, "jinja2/environment.py")
     pos = _position(lines, "env = get_spontaneous_environment(", "get_spontaneous_environment")
-    task = asyncio.ensure_future(_hover(client, uri, pos))
-    await asyncio.sleep(0.5)
+    params = types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=pos)
+    # pygls' client does not send $/cancelRequest for a cancelled future: send it ourselves.
+    pending = client.protocol.send_request_async(types.TEXT_DOCUMENT_HOVER, params,
+                                                 msg_id="hover-to-cancel")
+    await asyncio.sleep(1.0)
     start = time.perf_counter()
-    task.cancel()  # pygls' client sends $/cancelRequest
-    with pytest.raises((asyncio.CancelledError, Exception)):
-        await task
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="hover-to-cancel"))
+    with pytest.raises(Exception, match="cancel"):
+        await pending
+    TIMINGS["cancel answered"] = round(time.perf_counter() - start, 3)
     uri2, lines2 = _open(client, "jinja2/utils.py")
     blank = next(i for i, x in enumerate(lines2) if not x.strip())
     assert await _hover(client, uri2, types.Position(line=blank, character=0)) is None
-    TIMINGS["after cancel"] = round(time.perf_counter() - start, 3)
-    assert TIMINGS["after cancel"] < 3
+    assert TIMINGS["cancel answered"] < 2, TIMINGS
 
 
 async def test_generate_docstring_action_inserts_at_the_right_line_and_indent(client: LanguageClient):
@@ -188,3 +191,21 @@ async def test_explain_selection_command_shows_a_markdown_document(client: Langu
     assert shown.is_file() and shown.is_relative_to(HOME)
     assert result["text"] in shown.read_text() and result["text"].strip()
     print(result["text"])
+
+
+async def test_cli_prints_the_hover_text(client: LanguageClient):
+    import json
+    import subprocess
+    import sys
+
+    path = _repo() / "jinja2" / "environment.py"
+    lines = path.read_text().split("\n")
+    pos = _position(lines, "return self._load_template(name, globals)", "_load_template")
+    out = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "slm_lsp", "explain", str(path), str(pos.line + 1),
+        str(pos.character + 1), "--json", "--root", str(_repo()), "--model-path", _model_path()],
+        capture_output=True, text=True, timeout=600, env=server_env(SLM_LSP_HOME=str(HOME)))
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert "jinja2/environment.py:" in result["header"] and result["explanation"]
+    TIMINGS["cli"] = result["seconds"]

@@ -52,3 +52,13 @@ def test_footer_says_why_there_is_no_explanation():
     assert "still loading" in _footer(Explanation("", "none", problem="still loading"), "m")
     assert "not in this repository" in _footer(Explanation("", "model", removed=["x"]), "m")
     assert "time budget" in _footer(Explanation("", "model", timed_out=True), "m")
+
+
+def test_cli_explain_rejects_bad_input_before_loading_a_model(tmp_path, capsys):
+    from slm_lsp.cli import main
+
+    assert main(["explain", str(tmp_path / "missing.py"), "1", "1"]) == 2
+    file = tmp_path / "m.py"
+    file.write_text("x = 1\n")
+    assert main(["explain", str(file), "9", "1", "--root", str(tmp_path)]) == 2
+    assert "outside" in capsys.readouterr().err
