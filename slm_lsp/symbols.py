@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +457,12 @@ def imported_names(text: str) -> set[str]:
 # -- the workspace's files -------------------------------------------------------------
 
 
+@lru_cache(maxsize=32)
+def _words(text: str) -> frozenset[str]:
+    """The identifiers of an open document's text (cached per text)."""
+    return frozenset(WORD_RE.findall(text))
+
+
 @dataclass
 class _FileInfo:
     stamp: tuple[int, int]
@@ -513,11 +520,13 @@ class SourceTree:
             paths = (str(f.path) for f in Walker(self.root).walk())
         out: list[str] = []
         for path in paths:
-            if language_for_path(path) is not None:
-                out.append(os.path.abspath(path))
-                if len(out) >= self.max_files:
-                    log.info("symbol lookup limited to the first %d files", self.max_files)
-                    break
+            if language_for_path(path) is None:
+                continue
+            if len(out) >= self.max_files:
+                log.info("symbol lookup scans the first %d files (and asks the index)",
+                         self.max_files)
+                break
+            out.append(os.path.abspath(path))
         return out
 
     def text_of(self, path: str) -> str | None:
@@ -570,11 +579,17 @@ class SourceTree:
                 self._parsed.popitem(last=False)
         return defs
 
-    def files_with(self, word: str) -> list[str]:
-        """Files (open documents first) in which ``word`` occurs as a whole word."""
+    def files_with(self, word: str, *, definitions: bool = False) -> list[str]:
+        """Files (open documents first) in which ``word`` occurs as a whole word.
+
+        For ``definitions`` in a repository too big to scan whole, files whose
+        index chunks define ``word`` are added from the repository index.
+        """
         docs = dict(self._open_docs())
-        found = [p for p, t in docs.items() if word in t and word in WORD_RE.findall(t)]
-        for path in self._index_hits(word) + self.list_files():
+        found = [p for p, t in docs.items() if word in t and word in _words(t)]
+        listing = self.list_files()
+        extra = self._index_hits(word) if definitions and len(listing) >= self.max_files else []
+        for path in extra + listing:
             if path in docs or path in found:
                 continue
             info = self._info(path)
@@ -598,7 +613,7 @@ class SourceTree:
     def find(self, name: str) -> list[Definition]:
         """Every definition named ``name`` in the workspace."""
         out: list[Definition] = []
-        for path in self.files_with(name):
+        for path in self.files_with(name, definitions=True):
             out += [d for d in self.definitions_in(path) if d.name == name]
         return out
 

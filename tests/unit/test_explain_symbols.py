@@ -162,6 +162,10 @@ def test_source_tree_uses_the_index_listing_and_hits(tmp_path):
     tree = SourceTree(str(tmp_path), index=Index)
     assert tree.list_files() == [str(tmp_path / "pkg" / "m.py")]
     assert [d.name for d in tree.find("target")] == ["target"]
+    (tmp_path / "pkg" / "z.py").write_text("def other():\n    target()\n")
+    capped = SourceTree(str(tmp_path), index=Index, max_files=0)  # too big to scan: ask the index
+    assert capped.list_files() == []
+    assert [d.name for d in capped.find("target")] == ["target"]
 
 
 DOC_CASES = {
