@@ -53,8 +53,6 @@ EXPLAIN_CTX = 4096
 """Context size of the explanation model's own KV cache."""
 DEF_CHARS = 2400
 """Longest definition text put in a prompt (head kept, the rest elided)."""
-SITE_LINES = 12
-"""Lines of the calling function shown around the hover position."""
 MAX_CALLEES = 5
 
 
@@ -63,7 +61,7 @@ MAX_CALLEES = 5
 
 @dataclass(frozen=True)
 class Target:
-    """What a hover explains: a definition and where it was asked about."""
+    """What a hover explains: a definition, what encloses it, what it calls."""
 
     ref: SymbolRef
     path: str
@@ -71,9 +69,8 @@ class Target:
     definition: Definition | None
     alternatives: int = 0
     """How many other definitions of the same name were found."""
-    site: Definition | None = None
-    """The function enclosing the hover position (None on the definition itself)."""
-    site_excerpt: str = ""
+    scope: Definition | None = None
+    """The class or function the definition sits in."""
     callees: tuple[Definition, ...] = ()
 
 
@@ -87,15 +84,15 @@ def resolve_target(tree: SourceTree, path: str, text: str, language: str | None,
         return None
     here = tree.definitions_in(path, text, language)
     if ref.is_definition:
-        found = [d for d in here if d.line == ref.line and d.name == ref.name]
-        return Target(ref, path, language, found[0] if found else None,
-                      callees=_callees(tree, found[0]) if found else ())
-    site = innermost(here, line, functions_only=True)
-    candidates = _rank(tree.find(ref.name), ref, path, site, text)
-    best = candidates[0] if candidates else None
-    return Target(ref, path, language, best, max(0, len(candidates) - 1), site,
-                  _excerpt(text, site, line) if site else "",
-                  _callees(tree, best) if best else ())
+        candidates = [d for d in here if d.line == ref.line and d.name == ref.name]
+    else:
+        site = innermost(here, line, functions_only=True)
+        candidates = _rank(tree.find(ref.name), ref, path, site, text)
+    if not candidates:
+        return Target(ref, path, language, None)
+    best = candidates[0]
+    return Target(ref, path, language, best, len(candidates) - 1, _scope(tree, best),
+                  _callees(tree, best))
 
 
 def _rank(candidates: list[Definition], ref: SymbolRef, path: str, site: Definition | None,
@@ -122,15 +119,23 @@ def _rank(candidates: list[Definition], ref: SymbolRef, path: str, site: Definit
     return sorted(candidates, key=score)
 
 
-def _excerpt(text: str, site: Definition, line: int) -> str:
-    """Lines of ``site`` around ``line``: its header and the neighbourhood of the hover."""
-    lines = text.split("\n")
-    start = max(site.start_line, line - SITE_LINES // 2)
-    end = min(site.end_line, start + SITE_LINES)
-    head = lines[site.start_line:min(start, site.line + 1)]
-    body = lines[start:end + 1]
-    gap = ["    ..."] if head and start > site.line + 1 else []
-    return _dedent("\n".join(head + gap + body))
+def _scope(tree: SourceTree, d: Definition) -> Definition | None:
+    """The smallest other definition around ``d`` in its file (a method's class)."""
+    around = [x for x in tree.definitions_in(d.path) if x.kind != "attribute" and x != d
+              and x.start_line <= d.start_line and x.end_line >= d.end_line]
+    if d.kind == "attribute":
+        around = [x for x in around if x.kind not in ("function", "method", "constructor")]
+    return min(around, key=lambda x: x.end_line - x.start_line, default=None)
+
+
+def _summary_line(d: Definition) -> str:
+    """The first sentence of a definition's docstring or leading doc comment, if any."""
+    match = re.search(r'(?:"""|\'\'\'|/\*\*|///|//)(.{1,400}?)(?:"""|\'\'\'|\*/|\n\s*\n|$)',
+                      d.text, flags=re.S)
+    if match is None:
+        return ""
+    text = re.sub(r"^\s*(?:\*|///|//)", " ", match.group(1), flags=re.M)
+    return first_sentence(text)
 
 
 def _callees(tree: SourceTree, definition: Definition) -> tuple[Definition, ...]:
@@ -619,10 +624,10 @@ class Explainer:
         d = target.definition
         assert d is not None
         context = ""
-        if target.site is not None and target.site.path == target.path and target.site != d:
-            context += (f"\nIt is used in `{target.site.qualname}` "
-                        f"(`{rel(target.path, self.tree.root)}`):\n\n"
-                        f"```{target.language}\n{target.site_excerpt}\n```\n")
+        if target.scope is not None:
+            summary = _summary_line(target.scope)
+            context += (f"\nIt belongs to this {target.scope.kind}:\n\n```{d.language}\n"
+                        f"{target.scope.signature}\n```\n" + (f"({summary})\n" if summary else ""))
         if target.callees:
             sigs = "\n".join(f"{c.signature}  # {c.qualname}, {rel(c.path, self.tree.root)}:"
                              f"{c.line + 1}" for c in target.callees)

@@ -78,7 +78,7 @@ def test_call_site_resolves_to_the_method_with_context_and_callees(tmp_path):
     assert target is not None and target.definition is not None
     assert target.definition.qualname == "Store.load"
     assert Path(target.definition.path).name == "store.py" and target.definition.line == 6
-    assert target.site is not None and target.site.name == "handle"
+    assert target.scope is not None and target.scope.qualname == "Store"
     assert [c.name for c in target.callees] == ["read_file", "decode"]
     header = header_markdown(target, str(root))
     assert "pkg/store.py:7" in header and "def load(self, name)" in header
@@ -102,13 +102,19 @@ def test_explanation_prompt_is_grounded_and_cached(tmp_path):
     first = explainer.explain(target)
     assert first.source == "model" and "`read_file`" in first.text and first.removed == []
     prompt = backend.prompts[-1]
-    for needle in ("def load(self, name):", "def read_file(root, name)", "store.load(request.name)"):
+    for needle in ("def load(self, name):", "def read_file(root, name)", "class Store",
+                   "(Keeps files.)"):
         assert needle in prompt
     second = explainer.explain(target)
     assert second.source == "cache" and second.text == first.text and len(backend.prompts) == 1
     again = make_explainer(root, backend, tmp_path / "cache")  # a restarted server: from disk
     assert again.explain(hover(again, root, 5, 18)).source == "cache"
     assert list((tmp_path / "cache").rglob("*.json"))
+    store = (root / "pkg" / "store.py").read_text().split("\n")
+    on_definition = again.target_at(str(root / "pkg" / "store.py"), "\n".join(store), "python",
+                                    6, 9)  # the same method, hovered at its definition
+    assert on_definition.definition.qualname == "Store.load"
+    assert again.explain(on_definition).source == "cache"
 
 
 def test_changed_definition_or_model_misses_the_cache(tmp_path):
