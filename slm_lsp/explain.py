@@ -245,11 +245,12 @@ class ExplainCache:
         self._remember(key, str(text))
         return str(text)
 
-    def put(self, key: str, text: str, meta: dict[str, Any] | None = None) -> None:
-        """Remember ``text`` for ``key``, in memory and atomically on disk."""
+    def put(self, key: str, text: str, meta: dict[str, Any] | None = None, *,
+            persist: bool = True) -> None:
+        """Remember ``text`` for ``key`` in memory and (if ``persist``) atomically on disk."""
         self._remember(key, text)
         file = self._file(key)
-        if file is None:
+        if file is None or not persist:
             return
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -674,8 +675,9 @@ class Explainer:
         context_words = set(WORD_RE.findall(" ".join(fields.values())))
         guarded = guard(clean_explanation(raw, complete=ended),
                         lambda w: w in context_words or self.tree.has_word(w))
-        if guarded.text and not timed_out:
-            self.cache.put(key, guarded.text, {"task": task, "name": fields.get("name", "")})
+        if guarded.text:  # an answer cut by the time budget is kept for this session only
+            self.cache.put(key, guarded.text, {"task": task, "name": fields.get("name", "")},
+                           persist=not timed_out)
         return Explanation(guarded.text, "model", (time.perf_counter() - start) * 1000,
                            guarded.removed, timed_out=timed_out)
 

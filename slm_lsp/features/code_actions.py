@@ -44,12 +44,13 @@ def _resolves_edits(ls: SlmServer) -> bool:
     return bool(support and "edit" in support.properties)
 
 
-def _explain_action(uri: str, rng: types.Range) -> types.CodeAction:
+def _explain_command(uri: str, rng: types.Range) -> types.Command:
+    """A bare command rather than a CodeAction holding one: lsprotocol-based clients read
+    any code action that has a ``command`` as a Command, and mangle it."""
     args = [{"uri": uri, "range": {"start": {"line": rng.start.line, "character": rng.start.character},
                                    "end": {"line": rng.end.line, "character": rng.end.character}}}]
-    return types.CodeAction(
-        title="Explain selection (slm-lsp)",
-        command=types.Command(title="Explain selection", command=EXPLAIN_COMMAND, arguments=args))
+    return types.Command(title="Explain selection (slm-lsp)", command=EXPLAIN_COMMAND,
+                         arguments=args)
 
 
 def _docstring_action(ls: SlmServer, uri: str, line: int, name: str) -> types.CodeAction:
@@ -115,16 +116,16 @@ def register(server: SlmServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[DOCSTRING_KIND], resolve_provider=True))
     async def code_action(ls: SlmServer, params: types.CodeActionParams
-                          ) -> list[types.CodeAction] | None:
+                          ) -> list[types.CodeAction | types.Command] | None:
         """Returns the explain and docstring actions that apply at the range (no model yet)."""
         if not ls.settings.explain.enabled:
             return None
         uri = params.text_document.uri
         path, text, language = document_language(ls, uri)
         only = list(params.context.only) if params.context.only else None
-        actions: list[types.CodeAction] = []
+        actions: list[types.CodeAction | types.Command] = []
         if params.range.start != params.range.end and only is None:
-            actions.append(_explain_action(uri, params.range))
+            actions.append(_explain_command(uri, params.range))
         if _wanted(only, DOCSTRING_KIND):
             explainer = explainer_for(ls)
             found = await asyncio.to_thread(explainer.documentable, path, text, language,

@@ -132,8 +132,8 @@ async def test_cancelled_hover_returns_promptly(client: LanguageClient):
     pos = _position(lines, "env = get_spontaneous_environment(", "get_spontaneous_environment")
     params = types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=pos)
     # pygls' client does not send $/cancelRequest for a cancelled future: send it ourselves.
-    pending = client.protocol.send_request_async(types.TEXT_DOCUMENT_HOVER, params,
-                                                 msg_id="hover-to-cancel")
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_HOVER, params, msg_id="hover-to-cancel"))
     await asyncio.sleep(1.0)
     start = time.perf_counter()
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="hover-to-cancel"))
@@ -179,11 +179,11 @@ async def test_explain_selection_command_shows_a_markdown_document(client: Langu
     actions = await client.text_document_code_action_async(types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), range=rng,
         context=types.CodeActionContext(diagnostics=[])))
-    explain = next(a for a in actions if "Explain selection" in a.title)
-    assert explain.command is not None
+    command = next(a for a in actions if "Explain selection" in a.title)
+    assert isinstance(command, types.Command) and command.command == "slm.explainSelection"
     start = time.perf_counter()
     result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command=explain.command.command, arguments=explain.command.arguments))
+        command=command.command, arguments=command.arguments))
     TIMINGS["selection"] = round(time.perf_counter() - start, 3)
     assert result["shownAs"] == "document"
     assert client.shown_documents[-1].uri == result["uri"]

@@ -199,14 +199,15 @@ def test_cancel_stops_generation_promptly(tmp_path):
     assert time.monotonic() - start < 1
 
 
-def test_time_budget_keeps_finished_sentences_and_does_not_cache(tmp_path):
+def test_time_budget_keeps_finished_sentences_in_memory_only(tmp_path):
     root = make_repo(tmp_path)
     backend = FakeBackend("It loads the file. " + "More words " * 200, delay=0.002)
     explainer = make_explainer(root, backend, tmp_path / "cache")
     target = hover(explainer, root, 5, 18)
     result = explainer.explain(target, threading.Event(), budget_s=0.3)
-    assert result.text == "It loads the file."
-    assert explainer.explain(target, threading.Event(), 0.05).source == "model"
+    assert result.text == "It loads the file." and result.timed_out
+    assert explainer.explain(target, threading.Event(), 0.05).source == "cache"  # this session
+    assert not list((tmp_path / "cache").rglob("*.json"))  # but not on disk
 
 
 def test_backend_error_becomes_a_problem_not_an_exception(tmp_path):
