@@ -1,0 +1,219 @@
+"""`slm-lsp bench`: completion quality and latency through the real server (PROTOCOL.md).
+
+    slm-lsp bench REPO [--targets N] [--typing N] [--arms ...] [--output FILE]
+    slm-lsp bench --devset [DEVSET.toml]            (what `make bench` runs)
+    python -m slm_lsp.bench devset [--devset DEVSET.toml] [--targets N]
+
+Each repository is completed by real `slm-lsp serve` processes driven by a real
+LSP client, in three arms on identical targets (no retrieval, retrieval,
+plain prefix/suffix/middle), plus a typing replay for latency. The dev-set run
+writes `bench/results.json` and renders `BENCHMARKS.md` from it.
+
+This module only parses arguments; the work is in `bench_run` (servers),
+`bench_targets` (targets and scores) and `bench_report` (summaries, Markdown),
+imported when the command runs so that `slm-lsp serve` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEFAULT_DEVSET = PROJECT.parent / "shared" / "bench" / "devset.toml"
+DEVSET_OUTPUT = PROJECT / "bench" / "results.json"
+DEVSET_REPORT = PROJECT / "BENCHMARKS.md"
+ARM_NAMES = ("no_retrieval", "retrieval", "psm_plain")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared by `slm-lsp bench` and `python -m slm_lsp.bench`)."""
+    p.add_argument("repo", nargs="?", metavar="REPO", help="repository folder to benchmark")
+    p.add_argument("--devset", nargs="?", const=str(DEFAULT_DEVSET), metavar="TOML",
+                   help="run every repository of the dev set (default file: "
+                        "../shared/bench/devset.toml), fetched from PyPI with pip")
+    p.add_argument("--repos", nargs="+", metavar="NAME", help="only these dev-set entries")
+    p.add_argument("--targets", type=int, default=100, metavar="N",
+                   help="target lines per repository (default: 100)")
+    p.add_argument("--typing", type=int, default=10, metavar="N",
+                   help="lines typed character by character per repository and arm "
+                        "(default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="target selection and bootstrap seed")
+    p.add_argument("--arms", nargs="+", choices=ARM_NAMES, default=list(ARM_NAMES),
+                   metavar="ARM", help=f"arms to run (default: all of {', '.join(ARM_NAMES)})")
+    p.add_argument("--output", type=Path, metavar="FILE",
+                   help="results JSON (default: bench/results.json for the dev set, "
+                        ".bench/runs/NAME.json for one repository)")
+    p.add_argument("--report", type=Path, metavar="FILE",
+                   help="Markdown report (default: BENCHMARKS.md for the dev set, "
+                        "none for one repository)")
+    p.add_argument("--render", type=Path, metavar="RESULTS",
+                   help="only re-render the report from an existing results JSON")
+    p.add_argument("--debounce-ms", type=int, default=50,
+                   help="typing replay: wait after a keystroke before asking (default: 50)")
+    p.add_argument("--pace-ms", type=int, default=0,
+                   help="typing replay: one keystroke every N ms, cancelling stale requests "
+                        "(default 0: each keystroke waits for the answer)")
+    p.add_argument("--model-path", help="GGUF file for the servers (default: the default model)")
+
+
+def add_bench_parser(subparsers: Any) -> None:
+    """Register `slm-lsp bench` (called by `slm_lsp.cli`)."""
+    p = subparsers.add_parser(
+        "bench", help="completion benchmark on a repository or the dev set (real server)",
+        description=(__doc__ or "").splitlines()[0])
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run(args, "slm-lsp bench"))
+
+
+def parse_module_args(argv: list[str]) -> tuple[argparse.Namespace, str, list[str]]:
+    """Arguments of `python -m slm_lsp.bench [devset] ...`: (args, program, shown argv).
+
+    A leading `devset` word means `--devset` (with the default file unless given).
+    """
+    prog = "python -m slm_lsp.bench"
+    shown = list(argv)
+    if argv[:1] == ["devset"]:
+        argv = argv[1:]
+        if "--devset" not in argv:
+            argv = ["--devset", *argv]
+        prog += " devset"
+        shown = shown[1:]
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench",
+                                     description=(__doc__ or "").splitlines()[0])
+    add_arguments(parser)
+    return parser.parse_args(argv), prog, shown
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m slm_lsp.bench [devset] ...`."""
+    args, prog, shown = parse_module_args(list(sys.argv[1:] if argv is None else argv))
+    return run(args, prog, shown)
+
+
+def run(args: argparse.Namespace, prog: str, shown: list[str] | None = None) -> int:
+    """Run the benchmark described by ``args``; returns the exit status."""
+    from . import bench_report
+
+    if args.render:
+        doc = json.loads(args.render.read_text(encoding="utf-8"))
+        report = args.report or DEVSET_REPORT
+        report.write_text(bench_report.render(doc), encoding="utf-8")
+        print(f"wrote {report}", file=sys.stderr)
+        return 0
+    if bool(args.repo) == bool(args.devset):
+        print("error: give a repository folder or --devset (not both)", file=sys.stderr)
+        return 2
+    if args.targets < 1 or args.typing < 0:
+        print("error: --targets must be at least 1 and --typing at least 0", file=sys.stderr)
+        return 2
+    from .bench_run import Repo
+
+    if args.devset:
+        repos = devset_repos(Path(args.devset), args.repos)
+        output = args.output or DEVSET_OUTPUT
+        report = args.report or DEVSET_REPORT
+    else:
+        root = Path(args.repo).resolve()
+        if not root.is_dir():
+            print(f"error: {root} is not a folder", file=sys.stderr)
+            return 2
+        repos = [Repo(root.name, root)]
+        output = args.output or PROJECT / ".bench" / "runs" / f"{root.name}.json"
+        report = args.report
+    argv = shown if shown is not None else sys.argv[2:]
+    command = shlex.join([*prog.split(), *argv])
+    doc = run_repos(repos, args, command, output)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(bench_report.render(doc), encoding="utf-8")
+        print(f"wrote {report}", file=sys.stderr)
+    print(json.dumps({k: doc[k] for k in ("arms", "retrieval_vs_no_retrieval", "latency")},
+                     indent=1))
+    return 0
+
+
+def devset_repos(path: Path, only: list[str] | None) -> list[Any]:
+    """The dev set's packages, fetched and unpacked (bench_index's helpers)."""
+    from .bench_index import fetch_wheel, read_devset, unpack
+    from .bench_run import Repo
+
+    repos = []
+    for package in read_devset(path):
+        if only and package.name not in only:
+            continue
+        root = unpack(package, fetch_wheel(package))
+        repos.append(Repo(package.name, root, package.requirement))
+    if not repos:
+        raise SystemExit(f"no dev-set entries selected from {path}")
+    return repos
+
+
+def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
+              output: Path) -> dict[str, Any]:
+    """Benchmark each repository, writing the results file after each one."""
+    import asyncio
+
+    from . import bench_report
+    from .bench_run import ARMS, Options, arm_settings, effective_settings, run_repo
+    from .settings import ModelSettings
+
+    opts = Options(targets=args.targets, typing=args.typing, seed=args.seed,
+                   arms=tuple(args.arms), debounce_ms=args.debounce_ms, pace_ms=args.pace_ms,
+                   model_path=args.model_path)
+    started = time.perf_counter()
+    doc: dict[str, Any] = {
+        "schema": "slm-lsp-bench/1",
+        "command": command,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": bench_report.commit(PROJECT),
+        "machine": bench_report.machine(),
+        "model": bench_report.model_facts(ModelSettings().name, args.model_path or ""),
+        "options": {"targets": opts.targets, "typing": opts.typing, "seed": opts.seed,
+                    "arms": list(opts.arms), "debounce_ms": opts.debounce_ms,
+                    "pace_ms": opts.pace_ms},
+        "settings": {name: {"sent": arm_settings(ARMS[name], opts.model_path),
+                            "effective": effective_settings(arm_settings(ARMS[name],
+                                                                         opts.model_path))}
+                     for name in opts.arms},
+        "repos": {},
+    }
+    raws = []
+    for repo in repos:
+        raw = asyncio.run(run_repo(repo, opts))
+        raws.append(raw)
+        doc["repos"][repo.name] = {
+            "repo": raw["repo"],
+            "summary": bench_report.summarize_repo(raw, opts.seed),
+            "servers": raw["servers"],
+            "raw": {k: raw[k] for k in ("targets", "typing_targets", "tasks", "typing")},
+        }
+        _finish(doc, raws, opts.seed, started)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    return doc
+
+
+def _finish(doc: dict[str, Any], raws: list[dict[str, Any]], seed: int, started: float) -> None:
+    """Totals over the repositories done so far, load average and duration."""
+    from . import bench_report
+
+    total = bench_report.summarize_total(raws, seed)
+    doc["total"] = total
+    doc["arms"] = total["arms"]
+    doc["retrieval_vs_no_retrieval"] = total["retrieval_vs_no_retrieval"]
+    doc["latency"] = total["latency"]
+    doc["latency_by_arm"] = total["latency_by_arm"]
+    doc["machine"]["load_end"] = bench_report.load_average()
+    doc["seconds"] = round(time.perf_counter() - started, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

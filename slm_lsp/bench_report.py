@@ -1,0 +1,420 @@
+"""Completion benchmark, results part: summaries from raw records, and the Markdown report.
+
+Everything here is computed from the raw records a run stores in its JSON
+(every task's suggestion and score, every typing sample), so a report can be
+re-rendered, and totals pooled over repositories, without running anything.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bench_targets import TASKS, bootstrap_diff, mean, percentile
+
+SMALL_RUN = 100
+"""PROTOCOL.md asks for at least this many targets per repository."""
+BUSY_LOAD = 0.5
+"""A 1-minute load average at or above this before the run means other work was running."""
+
+
+# ----- summaries -----------------------------------------------------------------------
+
+
+def _rate(values: Iterable[bool | float]) -> float | None:
+    items = [float(v) for v in values]
+    value = mean(items)
+    return None if value is None else round(value, 4)
+
+
+def arm_summary(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any]:
+    """Exact match, edit similarity and request latency of one arm over ``tasks``.
+
+    An error or empty answer counts as a miss (scored against the empty string).
+    """
+    rows = [(t, t["arms"][arm]) for t in tasks if arm in t.get("arms", {})]
+    ms = [r["ms"] for _, r in rows if r.get("ms") is not None and not r.get("error")]
+    summary: dict[str, Any] = {
+        "n": len(rows),
+        "targets": len({t["target"] for t, _ in rows}),
+        "exact_match": _rate(r["exact"] for _, r in rows),
+        "edit_similarity": _rate(r["similarity"] for _, r in rows),
+        "exact_full": _rate(r["exact_full"] for _, r in rows),
+        "errors": sum(1 for _, r in rows if r.get("error")),
+        "empty": sum(1 for _, r in rows if not r.get("error") and not r.get("text")),
+        "request_ms_p50": _round(percentile(ms, 0.5)),
+        "request_ms_p95": _round(percentile(ms, 0.95)),
+        "by_task": {},
+    }
+    for task in TASKS:
+        picked = [r for t, r in rows if t["task"] == task]
+        summary["by_task"][task] = {"n": len(picked),
+                                    "exact_match": _rate(r["exact"] for r in picked),
+                                    "edit_similarity": _rate(r["similarity"] for r in picked)}
+    return summary
+
+
+def paired_units(tasks: Sequence[dict[str, Any]], a: str, b: str) -> list[tuple[float, float]]:
+    """Per target, the exact-match rate of arms ``a`` and ``b`` over the tasks both answered."""
+    units: dict[str, list[tuple[float, float]]] = {}
+    for task in tasks:
+        arms = task.get("arms", {})
+        if a in arms and b in arms:
+            units.setdefault(task["target"], []).append(
+                (float(arms[a]["exact"]), float(arms[b]["exact"])))
+    return [(sum(x for x, _ in v) / len(v), sum(y for _, y in v) / len(v))
+            for _, v in sorted(units.items())]
+
+
+def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
+    """p50/p95 of cold and typing requests (ms), and characters saved, from raw samples."""
+    samples = typing.get("samples", [])
+    lines = typing.get("lines", [])
+
+    def ok(*kinds: str) -> list[float]:
+        return [s["ms"] for s in samples if s["status"] == "ok" and s["kind"] in kinds]
+
+    first = ok("first_file", "first_line")
+    chars = sum(line["chars"] for line in lines)
+    saved = sum(line["saved"] for line in lines)
+    return {
+        "unit": "ms",
+        "lines": len(lines),
+        "first_p50": _round(percentile(first, 0.5)),
+        "first_p95": _round(percentile(first, 0.95)),
+        "first_file_p50": _round(percentile(ok("first_file"), 0.5)),
+        "first_file_p95": _round(percentile(ok("first_file"), 0.95)),
+        "first_line_p50": _round(percentile(ok("first_line"), 0.5)),
+        "first_line_p95": _round(percentile(ok("first_line"), 0.95)),
+        "typing_p50": _round(percentile(ok("typing"), 0.5)),
+        "typing_p95": _round(percentile(ok("typing"), 0.95)),
+        "chars_saved": saved,
+        "chars_total": chars,
+        "chars_saved_fraction": round(saved / chars, 4) if chars else None,
+        "requests": len(samples),
+        "cancelled": sum(1 for s in samples if s["status"] == "cancelled"),
+        "stale": sum(1 for s in samples if s["status"] == "stale"),
+        "errors": sum(1 for s in samples if s["status"] == "error"),
+    }
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def product_arm(arms: dict[str, Any]) -> str | None:
+    """The arm that is the product as shipped (index on), else the closest one that ran."""
+    for name in ("retrieval", "no_retrieval", "psm_plain"):
+        if name in arms and "pending" not in arms[name] and arms[name].get("n"):
+            return name
+    return None
+
+
+def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]],
+              arm_info: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Arms, retrieval - no_retrieval interval, and latency from raw records."""
+    arms: dict[str, Any] = {}
+    for name, info in arm_info.items():
+        arms[name] = dict(info) if "pending" in info else {**info, **arm_summary(tasks, name)}
+    latency_by_arm = {name: latency_summary(t) for name, t in typing.items()}
+    chosen = product_arm(arms)
+    latency = dict(latency_by_arm.get(chosen, {})) if chosen else {}
+    if chosen:
+        latency["arm"] = chosen
+    return {
+        "arms": arms,
+        "retrieval_vs_no_retrieval": bootstrap_diff(
+            paired_units(tasks, "no_retrieval", "retrieval"), seed=seed),
+        "latency": latency,
+        "latency_by_arm": latency_by_arm,
+    }
+
+
+def summarize_repo(raw: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The summary of one repository's raw results."""
+    return summarize(list(raw["tasks"].values()), raw["typing"], raw["arms"], seed)
+
+
+def summarize_total(raws: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """The summary pooled over repositories (every task and sample counts once)."""
+    tasks: list[dict[str, Any]] = []
+    typing: dict[str, dict[str, Any]] = {}
+    arm_info: dict[str, Any] = {}
+    for raw in raws:
+        name = raw["repo"]["name"]
+        tasks += [{**t, "target": f"{name}/{t['target']}"} for t in raw["tasks"].values()]
+        for arm, data in raw["typing"].items():
+            pooled = typing.setdefault(arm, {"samples": [], "lines": []})
+            pooled["samples"] += data["samples"]
+            pooled["lines"] += data["lines"]
+        for arm, info in raw["arms"].items():
+            if "pending" in info or arm not in arm_info:
+                arm_info[arm] = info
+    return summarize(tasks, typing, arm_info, seed)
+
+
+# ----- facts about the run -------------------------------------------------------------
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU model name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU, memory, OS and the load average now (the start of the run)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "usable_cores": usable, "cpu_model": cpu_model(),
+            "memory_gib": memory, "python": platform.python_version(),
+            "os": f"{platform.system()} {platform.release()}", "load_start": load_average()}
+
+
+def commit(project: Path) -> dict[str, Any]:
+    """The project's commit and whether the working tree differs from it."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"hash": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def model_facts(name: str, path: str) -> dict[str, Any]:
+    """The model file the servers load: name, path, size and SHA-256 prefix."""
+    import hashlib
+
+    from .models import ModelError, resolve_model_path
+
+    try:
+        file = resolve_model_path(name, path)
+    except ModelError as exc:
+        return {"name": name or path, "error": str(exc)}
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": name if not path else file.name, "file": file.name,
+            "size_bytes": file.stat().st_size, "sha256_prefix": digest.hexdigest()[:16]}
+
+
+def is_busy(machine_info: dict[str, Any]) -> bool:
+    """True when other work was running as the run started."""
+    load = machine_info.get("load_start")
+    return bool(load and load[0] >= BUSY_LOAD)
+
+
+# ----- Markdown ------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _sec(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 1000:.2f}"
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    return f"{_sec(a)} / {_sec(b)}"
+
+
+def render(doc: dict[str, Any]) -> str:
+    """BENCHMARKS.md from a results document (as written by `slm-lsp bench`)."""
+    repos: dict[str, Any] = doc["repos"]
+    options = doc.get("options", {})
+    lines = ["# Completion benchmark", "",
+             "Written by `slm-lsp bench` from its results file; do not edit by hand. The real",
+             "server (`slm-lsp serve`) is driven through a real LSP client on real repositories",
+             "(method: PROTOCOL.md, summarized at the end).", ""]
+    warnings = _warnings(doc)
+    if warnings:
+        lines += [f"> **{w}**" + ("  " if i < len(warnings) - 1 else "")
+                  for i, w in enumerate(warnings)] + [""]
+    names = list(repos)
+    total = doc.get("total")
+    lines += ["## Quality", "",
+              "Exact match: the suggestion's first line equals the rest of the line (stripped). "
+              "Edit similarity: 1 - normalized Levenshtein distance of the first lines. "
+              "Each target is asked twice: cursor after the indentation (whole line) and at a "
+              "random column inside the line (rest of line).", "",
+              "| repo | arm | tasks | exact match | edit similarity | whole line | rest of line "
+              "| errors | request p50 s |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, section in [(n, repos[n]["summary"]) for n in names] + (
+            [("**total**", total)] if total and len(names) > 1 else []):
+        for arm, s in section["arms"].items():
+            if "pending" in s:
+                lines.append(f"| {name} | {arm} | - | pending: {s['pending']} | | | | | |")
+                continue
+            by = s.get("by_task", {})
+            lines.append(
+                f"| {name} | {arm} | {s.get('n', 0)} | {_pct(s.get('exact_match'))} | "
+                f"{_pct(s.get('edit_similarity'))} | "
+                f"{_pct(by.get('whole_line', {}).get('exact_match'))} | "
+                f"{_pct(by.get('rest_of_line', {}).get('exact_match'))} | "
+                f"{s.get('errors', 0)} | {_sec(s.get('request_ms_p50'))} |")
+    lines += ["", "### Retrieval minus no retrieval", "",
+              "Difference of exact-match rates on identical targets, with a paired bootstrap "
+              "95% interval (targets resampled with both their tasks; "
+              f"{_boot_params(doc)}).", "",
+              "| repo | targets | difference | 95% interval |", "| --- | ---: | ---: | --- |"]
+    for name, section in [(n, repos[n]["summary"]) for n in names] + (
+            [("**total**", total)] if total and len(names) > 1 else []):
+        b = section["retrieval_vs_no_retrieval"]
+        if b.get("diff") is None:
+            lines.append(f"| {name} | {b.get('n_units', 0)} | n/a | n/a |")
+        else:
+            lines.append(f"| {name} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
+                         f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
+    lines += ["", "## Latency: typing replay", "",
+              "Lines typed one character at a time with incremental `didChange`, an inline "
+              f"completion request {options.get('debounce_ms', 50)} ms after each keystroke; "
+              + ("the next keystroke waits for the answer. "
+                 if not options.get("pace_ms") else
+                 f"one keystroke every {options['pace_ms']} ms, stale requests cancelled. ")
+              + "Seconds, p50 / p95. *First on file*: the first request in a newly opened "
+              "file; *first at line*: the first request at a new line of a file already open "
+              "(the line was emptied, then typed). Chars saved: characters the user would not "
+              "have typed by accepting the first suggestion that equals the rest of the line.",
+              "", "| repo | arm | lines | first on file | first at line | first (both) | typing "
+              "| chars saved |", "| --- | --- | ---: | --- | --- | --- | --- | ---: |"]
+    for name, section in [(n, repos[n]["summary"]) for n in names] + (
+            [("**total**", total)] if total and len(names) > 1 else []):
+        for arm, lat in section["latency_by_arm"].items():
+            saved = (f"{lat['chars_saved']}/{lat['chars_total']} "
+                     f"({_pct(lat['chars_saved_fraction'])})")
+            lines.append(
+                f"| {name} | {arm} | {lat['lines']} | "
+                f"{_pair(lat['first_file_p50'], lat['first_file_p95'])} | "
+                f"{_pair(lat['first_line_p50'], lat['first_line_p95'])} | "
+                f"{_pair(lat['first_p50'], lat['first_p95'])} | "
+                f"{_pair(lat['typing_p50'], lat['typing_p95'])} | {saved} |")
+    lines += ["", "## Server process", "",
+              "Resident memory (VmRSS) at the end of each arm's last quality session, its peak "
+              "(VmHWM), and CPU used while idle (3 s sampled after the last request settled).",
+              "", "| repo | arm | RSS MiB | peak RSS MiB | idle CPU | sessions | KV splice "
+              "| leak check |", "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for name in names:
+        for arm, info in repos[name].get("servers", {}).items():
+            idle = info.get("idle") or {}
+            leak = info.get("leak_check")
+            leak_text = "n/a" if not leak else (
+                f"ok ({leak['copies']} copies)" if not leak["problems"]
+                else f"FAILED ({len(leak['problems'])})")
+            lines.append(
+                f"| {name} | {arm} | {info.get('rss_mib', 'n/a')} | "
+                f"{info.get('peak_rss_mib', 'n/a')} | "
+                f"{'n/a' if idle.get('cpu_percent') is None else str(idle['cpu_percent']) + '%'}"
+                f" | {len(info.get('sessions', []))} | {info.get('splice', 'n/a')} | "
+                f"{leak_text} |")
+    lines += _setup(doc) + _method()
+    return "\n".join(lines) + "\n"
+
+
+def _boot_params(doc: dict[str, Any]) -> str:
+    total = doc.get("total") or next(iter(doc["repos"].values()))["summary"]
+    b = total["retrieval_vs_no_retrieval"]
+    return f"{b.get('resamples')} resamples, seed {b.get('seed')}"
+
+
+def _warnings(doc: dict[str, Any]) -> list[str]:
+    """Labels the reader must see before the numbers."""
+    found = []
+    targets = doc.get("options", {}).get("targets", 0)
+    if targets < SMALL_RUN:
+        found.append(f"Small run: {targets} targets per repository (the protocol asks for at "
+                     f"least {SMALL_RUN}); the numbers are indicative only.")
+    if is_busy(doc.get("machine", {})):
+        load = doc["machine"]["load_start"]
+        found.append(f"Busy machine: load average {load[0]} at the start (other work was "
+                     "running); latencies are slower than on a quiet machine.")
+    for name, repo in doc["repos"].items():
+        for arm, info in repo.get("servers", {}).items():
+            leak = info.get("leak_check")
+            if leak and leak["problems"]:
+                found.append(f"Leak check failed for {name} [{arm}]: {leak['problems'][0]}")
+            if info.get("failed"):
+                found.append(f"{name} [{arm}] failed: {info['failed']}")
+    pending = sorted({arm for repo in doc["repos"].values()
+                      for arm, info in repo["summary"]["arms"].items() if "pending" in info})
+    if pending:
+        found.append(f"Pending arms (not run): {', '.join(pending)}.")
+    return found
+
+
+def _setup(doc: dict[str, Any]) -> list[str]:
+    m = doc.get("machine", {})
+    model = doc.get("model", {})
+    c = doc.get("commit", {})
+    lines = ["", "## Setup", "",
+             f"- Machine: {m.get('cpu_model')}, {m.get('cores')} cores "
+             f"({m.get('usable_cores')} usable), {m.get('memory_gib')} GiB; {m.get('os')}, "
+             f"Python {m.get('python')}",
+             f"- Load average (1, 5, 15 min): {_load(m.get('load_start'))} at the start, "
+             f"{_load(m.get('load_end'))} at the end"
+             + (" (busy: other work was running)" if is_busy(m) else ""),
+             f"- Model: {model.get('name')} (`{model.get('file')}`, sha256 "
+             f"{model.get('sha256_prefix')}...)",
+             f"- Commit: {c.get('hash')}" + (" with uncommitted changes" if c.get("dirty") else ""),
+             f"- Run: {doc.get('timestamp')}, {doc.get('seconds', 0) / 60:.0f} min; "
+             f"seed {doc.get('options', {}).get('seed')}",
+             "", "Settings sent to the servers (`slm` section; everything else default):", ""]
+    for arm, s in doc.get("settings", {}).items():
+        lines.append(f"- `{arm}`: `{s.get('sent')}`")
+    lines += ["", "## Command", "", "```", str(doc.get("command")), "```"]
+    return lines
+
+
+def _load(load: list[float] | None) -> str:
+    return "n/a" if not load else " ".join(str(x) for x in load)
+
+
+def _method() -> list[str]:
+    return ["", "## Method", "",
+            "- Targets: lines inside function bodies (tree-sitter), not blank, not a comment or "
+            "docstring, at least 10 characters after the indentation; a seeded shuffle of all "
+            "such lines, the same for every arm.",
+            "- Each task's document is opened with the target line cut at the cursor (the "
+            "rest of the file intact), completed once, and closed.",
+            "- `retrieval`: for each target file a copy of the repository without that file is "
+            "the workspace; its index is built by the server (seeded from the full index, the "
+            "missing file dropped by the build). Every saved copy index is checked for the "
+            "target file afterwards.",
+            "- `psm_plain`: the plain prefix/suffix/middle layout without our latency tricks "
+            "(KV splice and token healing off; index off).",
+            "- Every arm runs with the soft completion timeout raised, so slow cold requests "
+            "are measured instead of answered empty.",
+            "- Typing replay runs in fresh server processes, so the quality tasks' cached "
+            "answers cannot serve it."]

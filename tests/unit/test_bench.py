@@ -1,0 +1,446 @@
+"""The completion benchmark without a model: targets, scores, statistics, editor
+behaviour towards the server, repository copies and the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slm_lsp import bench, bench_report
+from slm_lsp.bench_client import Answer, BenchServer, Pending
+from slm_lsp.bench_run import (
+    ARMS,
+    Arm,
+    Options,
+    copy_without,
+    pending_reason,
+    replay_line,
+    run_tasks,
+)
+from slm_lsp.bench_targets import (
+    TASKS,
+    Target,
+    bootstrap_diff,
+    candidate_lines,
+    chars_saved,
+    edit_similarity,
+    exact_match,
+    leaks,
+    levenshtein,
+    make_target,
+    masked_document,
+    percentile,
+    select_targets,
+    typing_subset,
+    utf16_column,
+)
+
+SOURCE = '''\
+"""Module docstring that is long enough."""
+import os
+CONSTANT_VALUE = compute_constant(1, 2)
+
+
+def first(alpha, beta):
+    """A docstring line that is long.
+
+    Second docstring line, also long enough.
+    """
+    # a whole-line comment that is long
+    total = alpha + beta  # trailing comment
+    x = 1
+    message = """multi-line string start
+    inside the string, not code at all
+    """
+
+    return total * 2 + len(message)
+
+
+class Thing:
+    label_attribute = "class body, not a function"
+
+    def method(self, value):
+        result = self.helper(value)
+        def inner(item):
+            return item * 1000
+        return [inner(v) for v in result]
+
+    def short(self): return self.label_attribute
+'''
+# 0-based rows of SOURCE that must qualify: total =, message = (first row of the
+# string), return total, result =, def inner (inside method's body), return item,
+# return [inner...
+EXPECTED = [11, 13, 17, 24, 25, 26, 27]
+
+
+def test_candidate_lines_are_function_body_code_only():
+    rows = candidate_lines(SOURCE, "python")
+    assert rows == EXPECTED
+    lines = SOURCE.split("\n")
+    for row in rows:
+        assert len(lines[row].strip()) >= 10
+
+
+def test_candidate_lines_for_unknown_language_is_empty():
+    assert candidate_lines(SOURCE, "cobol") == []
+
+
+def _files() -> dict[str, str]:
+    return {"pkg/a.py": SOURCE, "pkg/b.py": SOURCE.replace("alpha", "gamma"),
+            "README.md": "not code\n"}
+
+
+def test_select_targets_is_deterministic_and_prefix_stable():
+    one = select_targets(_files(), 6, seed=3)
+    two = select_targets(_files(), 6, seed=3)
+    assert one == two and len(one) == 6
+    assert one == sorted(one, key=lambda t: (t.path, t.line))
+    smaller = select_targets(_files(), 3, seed=3)
+    assert set(smaller) <= set(one)
+    other = select_targets(_files(), 6, seed=4)
+    assert other != one
+    everything = select_targets(_files(), 1000, seed=3)
+    assert len(everything) == 2 * len(EXPECTED)
+    assert all(t.path.endswith(".py") for t in everything)
+
+
+def test_rest_of_line_column_is_strictly_inside_the_line():
+    for target in select_targets(_files(), 1000, seed=1):
+        assert target.indent < target.column < len(target.text.rstrip())
+        assert target.truth("whole_line") == target.code
+        assert target.code.endswith(target.truth("rest_of_line"))
+        assert target.truth("rest_of_line")
+
+
+def test_column_does_not_depend_on_how_many_targets_are_drawn():
+    t = make_target("p.py", 4, "    value = compute(a, b)", "python", seed=9)
+    assert t == make_target("p.py", 4, "    value = compute(a, b)", "python", seed=9)
+
+
+def test_typing_subset_takes_two_lines_per_file():
+    targets = select_targets(_files(), 1000, seed=0)
+    subset = typing_subset(targets, 3)
+    assert len(subset) == 3
+    per_file: dict[str, int] = {}
+    for t in subset:
+        per_file[t.path] = per_file.get(t.path, 0) + 1
+    assert max(per_file.values()) <= 2 and len(per_file) == 2
+
+
+def test_levenshtein_and_edit_similarity():
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3 and levenshtein("abc", "") == 3
+    assert levenshtein("flaw", "lawn") == levenshtein("lawn", "flaw") == 2
+    assert edit_similarity("x = 1", "x = 1") == 1.0
+    assert edit_similarity("", "") == 1.0
+    assert edit_similarity("abcd", "") == 0.0
+    assert edit_similarity("  return a  \nmore lines", "return b") == pytest.approx(1 - 1 / 8)
+
+
+def test_exact_match_compares_stripped_first_line():
+    assert exact_match(" return x \n    more()", "return x")
+    assert not exact_match("return y", "return x")
+    assert exact_match("", "")
+
+
+def test_chars_saved_counts_the_first_acceptable_suggestion():
+    truth = "return value"
+    assert chars_saved(truth, ["return other", None, "turn value\nx"]) == len("turn value")
+    assert chars_saved(truth, ["return value"] + [None] * 11) == len(truth)
+    assert chars_saved(truth, [None] * 12) == 0
+    assert chars_saved(truth, ["", ""]) == 0
+
+
+def test_percentile_interpolates():
+    assert percentile([], 0.5) is None
+    assert percentile([3.0], 0.95) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+
+
+def test_bootstrap_interval_shape_and_determinism():
+    pairs = [(0.0, 1.0)] * 10 + [(1.0, 1.0)] * 10 + [(1.0, 0.0)] * 5
+    one = bootstrap_diff(pairs, seed=7, resamples=500)
+    assert set(one) >= {"diff", "low", "high", "n_units", "resamples", "seed", "level"}
+    assert one["n_units"] == 25 and one["diff"] == pytest.approx(5 / 25)
+    assert one["low"] <= one["diff"] <= one["high"]
+    assert one == bootstrap_diff(pairs, seed=7, resamples=500)
+    same = bootstrap_diff([(0.0, 1.0)] * 8, seed=1, resamples=100)
+    assert same["low"] == same["high"] == same["diff"] == 1.0
+    empty = bootstrap_diff([], seed=1)
+    assert empty["diff"] is None and empty["low"] is None
+
+
+# ----- what reaches the server ---------------------------------------------------------
+
+
+def _target(rel: str = "pkg/a.py", row: int = 11) -> Target:
+    return make_target(rel, row, SOURCE.split("\n")[row], "python", seed=0)
+
+
+def test_masked_document_cuts_only_the_target_line_at_the_cursor():
+    target = _target()
+    for task in TASKS:
+        col = target.cursor(task)
+        doc = masked_document(SOURCE, target, col)
+        lines, original = doc.split("\n"), SOURCE.split("\n")
+        assert len(lines) == len(original)
+        assert lines[target.line] == target.text[:col]
+        assert target.truth(task) not in lines[target.line]
+        assert [x for i, x in enumerate(lines) if i != target.line] == \
+               [x for i, x in enumerate(original) if i != target.line]
+    with pytest.raises(ValueError):
+        masked_document(SOURCE.replace("total = alpha", "total = delta"), target, 4)
+
+
+def test_utf16_columns():
+    assert utf16_column("a\U0001F600b", 2) == 3
+    assert utf16_column("abc", 2) == 2
+
+
+def test_leak_detection_by_path():
+    target = _target()
+    assert leaks(target, ["pkg/b.py", "./pkg/a.py".lstrip("./")])
+    assert not leaks(target, ["pkg/b.py", "other/a.py"])
+
+
+class FakeServer:
+    """Records what the benchmark sends, answers requests from a script."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.docs: dict[str, list[str]] = {}
+        self.events: list[tuple[str, Any]] = []
+        self.cancelled: list[str] = []
+
+    def open(self, rel: str, text: str, language: str = "python") -> None:
+        assert rel not in self.docs, "opened twice without closing"
+        self.docs[rel] = text.split("\n")
+        self.events.append(("open", text))
+
+    def close(self, rel: str) -> None:
+        del self.docs[rel]
+        self.events.append(("close", rel))
+
+    def show(self, rel: str, text: str, language: str = "python") -> None:
+        self.docs[rel] = text.split("\n")
+        self.events.append(("show", text))
+
+    def type_char(self, rel: str, row: int, column: int, char: str) -> None:
+        line = self.docs[rel][row]
+        assert len(line) == column, "keystrokes go at the end of the typed text"
+        self.docs[rel][row] = line + char
+
+    async def complete(self, rel: str, row: int, column: int) -> Answer:
+        self.events.append(("complete", (row, column, "\n".join(self.docs[rel]))))
+        return Answer(self.answers.pop(0), 5.0)
+
+    def request(self, rel: str, row: int, column: int) -> Pending:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(self.answers.pop(0) if self.answers else "")
+        self.events.append(("request", (row, column, self.docs[rel][row])))
+        return FakePending("id", f"{rel}:{row + 1}", future, 0.0)
+
+    def cancel(self, msg_id: str) -> None:
+        self.cancelled.append(msg_id)
+
+
+class FakePending(Pending):
+    def answer(self) -> Answer:
+        return Answer(self.future.result(), 3.0)
+
+
+async def test_each_task_sends_the_masked_document_then_closes_it():
+    target = _target()
+    server = FakeServer(["return nothing", target.truth("whole_line")])
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    await run_tasks(server, [target], {target.path: SOURCE}, ARMS["no_retrieval"],  # type: ignore[arg-type]
+                    records, lambda *a: None)
+    kinds = [e[0] for e in server.events]
+    assert kinds == ["open", "complete", "close", "open", "complete", "close"]
+    assert not server.docs
+    for task, (_, (row, col, text)) in zip(TASKS, [e for e in server.events
+                                                   if e[0] == "complete"], strict=True):
+        assert (row, col) == (target.line, target.cursor(task))
+        assert text == masked_document(SOURCE, target, target.cursor(task))
+    assert records[(target.key, "whole_line")]["exact"]
+    assert not records[(target.key, "rest_of_line")]["exact"]
+
+
+async def test_typing_replay_types_the_line_and_counts_saved_characters():
+    target = _target()
+    code = target.code
+    answers = ["wrong", "wrong", code[2:]] + ["x"] * len(code)
+    server = FakeServer(answers)
+    samples, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+                                      Options(debounce_ms=0))
+    assert "\n".join(server.docs[target.path]) == SOURCE
+    assert len(samples) == len(code)
+    assert samples[0]["kind"] == "first_file" and {s["kind"] for s in samples[1:]} == {"typing"}
+    assert [e[1][1] for e in server.events if e[0] == "request"] == \
+           [target.indent + k for k in range(len(code))]
+    assert line == {"target": target.key, "first": "first_file", "chars": len(code),
+                    "saved": len(code) - 2}
+
+
+def test_incremental_edits_reproduce_the_document(tmp_path: Path):
+    server = BenchServer(tmp_path, {}, tmp_path / "log")
+    sent: list[Any] = []
+    server._send = lambda doc, changes: sent.extend(changes)  # type: ignore[method-assign]
+    server.client.text_document_did_open = lambda params: None  # type: ignore[method-assign]
+    mirror = SOURCE.split("\n")
+    server.open("a.py", SOURCE)
+    target = _target("a.py", 24)
+    for text in (masked_document(SOURCE, target, target.column), SOURCE,
+                 masked_document(SOURCE, target, target.indent)):
+        sent.clear()
+        server.show("a.py", text)
+        for change in sent:
+            r = change.range
+            line = mirror[r.start.line]
+            mirror[r.start.line] = line[:r.start.character] + change.text + line[r.end.character:]
+        assert "\n".join(mirror) == text == server.docs["a.py"].text
+    sent.clear()
+    server.type_char("a.py", 24, target.indent, "r")
+    assert sent[0].text == "r" and sent[0].range.start.character == target.indent
+
+
+def test_copy_without_leaves_out_only_the_target_file(tmp_path: Path):
+    root = tmp_path / "proj"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text(SOURCE)
+    (root / "pkg" / "b.py").write_text("x = 1\n")
+    (root / "top.py").write_text("y = 2\n")
+    copy = copy_without(root, "pkg/a.py", tmp_path / "copies")
+    assert copy.name == root.name
+    assert not (copy / "pkg" / "a.py").exists()
+    assert (copy / "pkg" / "b.py").read_text() == "x = 1\n" and (copy / "top.py").exists()
+    assert copy_without(root, "pkg/a.py", tmp_path / "copies") == copy
+    (copy / "pkg" / "a.py").write_text("leaked")
+    with pytest.raises(RuntimeError):
+        copy_without(root, "pkg/a.py", tmp_path / "copies")
+
+
+def test_arms_are_pending_until_the_server_has_their_switches():
+    assert pending_reason(Arm("x", "", {}, requires=("slm.completion.maxTokens",))) is None
+    reason = pending_reason(Arm("x", "", {}, requires=("slm.completion.noSuchSwitch",)))
+    assert reason and "noSuchSwitch" in reason
+    assert ARMS["psm_plain"].settings["model"] == {"kvSplice": False}
+
+
+def test_module_entry_point_maps_devset_word():
+    args, prog, shown = bench.parse_module_args(["devset", "--targets", "3"])
+    assert args.devset and args.targets == 3 and prog.endswith("devset")
+    assert shown == ["--targets", "3"]
+    args, _, _ = bench.parse_module_args(["devset", "--devset", "x.toml"])
+    assert args.devset == "x.toml"
+    args, _, _ = bench.parse_module_args(["some/repo", "--arms", "retrieval"])
+    assert args.repo == "some/repo" and args.arms == ["retrieval"] and not args.devset
+
+
+def test_cli_registers_bench():
+    from slm_lsp.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "repo", "--targets", "5", "--typing", "2"])
+    assert args.targets == 5 and args.typing == 2 and callable(args.func)
+
+
+# ----- report --------------------------------------------------------------------------
+
+
+def _raw(name: str, hits: dict[str, list[bool]]) -> dict[str, Any]:
+    """Raw results of a repository with four targets, exact flags per arm."""
+    tasks = {}
+    for i in range(4):
+        for j, task in enumerate(TASKS):
+            key = f"f.py:{i + 1}"
+            tasks[f"{key}#{task}"] = {
+                "target": key, "task": task, "truth": "x = 1",
+                "arms": {arm: {"text": "x = 1" if flags[i] else "y", "ms": 1000.0 + 100 * j,
+                               "error": None, "exact": flags[i], "exact_full": flags[i],
+                               "similarity": 1.0 if flags[i] else 0.2}
+                         for arm, flags in hits.items()}}
+    samples = [{"target": "f.py:1", "k": 0, "kind": "first_file", "status": "ok", "ms": 9000.0},
+               {"target": "f.py:1", "k": 1, "kind": "typing", "status": "ok", "ms": 200.0},
+               {"target": "f.py:2", "k": 0, "kind": "first_line", "status": "ok", "ms": 3000.0},
+               {"target": "f.py:2", "k": 1, "kind": "typing", "status": "cancelled", "ms": None}]
+    typing = {arm: {"samples": samples, "lines": [{"target": "f.py:1", "first": "first_file",
+                                                   "chars": 10, "saved": 4}]}
+              for arm in hits}
+    arms: dict[str, Any] = {arm: {"description": arm} for arm in hits}
+    arms["psm_plain"] = {"pending": "the server has no setting slm.model.kvSplice yet"}
+    return {"repo": {"name": name, "root": "/x", "requirement": None, "files": 1},
+            "targets": [], "typing_targets": [], "tasks": tasks, "typing": typing,
+            "arms": arms, "servers": {"retrieval": {
+                "rss_mib": 700.0, "peak_rss_mib": 710.0, "splice": True,
+                "idle": {"cpu_percent": 0.0}, "sessions": [{}, {}],
+                "leak_check": {"copies": 2, "problems": []}}}}
+
+
+def _doc(load: float, targets: int) -> dict[str, Any]:
+    raws = [_raw("alpha", {"no_retrieval": [True, False, False, False],
+                           "retrieval": [True, True, False, True]}),
+            _raw("beta", {"no_retrieval": [True, True, True, False],
+                          "retrieval": [True, True, True, True]})]
+    doc: dict[str, Any] = {
+        "command": "slm-lsp bench --devset", "timestamp": "2026-01-01T00:00:00+00:00",
+        "commit": {"hash": "abc123", "dirty": False},
+        "machine": {"cores": 2, "usable_cores": 2, "cpu_model": "Test CPU", "memory_gib": 8,
+                    "python": "3.11", "os": "Linux", "load_start": [load, 1.0, 1.0],
+                    "load_end": [1.0, 1.0, 1.0]},
+        "model": {"name": "m", "file": "m.gguf", "sha256_prefix": "0123456789abcdef"},
+        "options": {"targets": targets, "typing": 1, "seed": 0, "debounce_ms": 50,
+                    "pace_ms": 0},
+        "settings": {"no_retrieval": {"sent": {"index": {"enabled": False}}}},
+        "seconds": 120.0,
+        "repos": {r["repo"]["name"]: {"repo": r["repo"], "summary":
+                                      bench_report.summarize_repo(r, 0), "servers": r["servers"],
+                                      "raw": {}} for r in raws},
+    }
+    doc["total"] = bench_report.summarize_total(raws, 0)
+    return doc
+
+
+def test_summaries_from_raw_records():
+    doc = _doc(0.1, 100)
+    alpha = doc["repos"]["alpha"]["summary"]
+    assert alpha["arms"]["no_retrieval"]["exact_match"] == 0.25
+    assert alpha["arms"]["retrieval"]["exact_match"] == 0.75
+    assert alpha["arms"]["retrieval"]["n"] == 8 and alpha["arms"]["retrieval"]["targets"] == 4
+    assert alpha["arms"]["psm_plain"]["pending"]
+    assert alpha["retrieval_vs_no_retrieval"]["diff"] == pytest.approx(0.5)
+    total = doc["total"]
+    assert total["arms"]["retrieval"]["n"] == 16
+    assert total["retrieval_vs_no_retrieval"]["n_units"] == 8
+    assert total["retrieval_vs_no_retrieval"]["diff"] == pytest.approx((2 + 1) / 8)
+    latency = total["latency"]
+    assert latency["arm"] == "retrieval" and latency["first_file_p50"] == 9000.0
+    assert latency["first_line_p50"] == 3000.0 and latency["typing_p50"] == 200.0
+    assert latency["cancelled"] == 2 and latency["chars_saved"] == 8
+    assert set(latency) >= {"first_p50", "first_p95", "typing_p50", "typing_p95", "chars_saved"}
+    json.dumps(doc)  # the results file is plain JSON
+
+
+def test_report_renders_tables_labels_and_command():
+    text = bench_report.render(_doc(load=3.5, targets=5))
+    assert text.startswith("# Completion benchmark")
+    assert "do not edit by hand" in text
+    assert "Small run: 5 targets per repository" in text
+    assert "Busy machine: load average 3.5" in text
+    assert "Pending arms (not run): psm_plain" in text
+    assert "| alpha | retrieval | 8 | 75.0% |" in text
+    assert "| **total** | retrieval | 16 | 87.5% |" in text
+    assert "| alpha | 4 | +50.0 pts | [" in text
+    assert "| alpha | retrieval | 1 | 9.00 / 9.00 | 3.00 / 3.00 |" in text
+    assert "4/10 (40.0%)" in text
+    assert "ok (2 copies)" in text
+    assert "```\nslm-lsp bench --devset\n```" in text
+    assert "Test CPU, 2 cores" in text and "sha256 0123456789abcdef" in text
+
+
+def test_quiet_full_run_has_no_warning_labels():
+    text = bench_report.render(_doc(load=0.1, targets=100))
+    assert "Small run" not in text and "Busy machine" not in text
