@@ -7,6 +7,7 @@ re-rendered, and totals pooled over repositories, without running anything.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -18,6 +19,8 @@ from .bench_targets import TASKS, bootstrap_diff, mean, percentile
 
 SMALL_RUN = 100
 """PROTOCOL.md asks for at least this many targets per repository."""
+FAST_MS = 100.0
+"""Typing answers faster than this did not wait for the model (result cache)."""
 BUSY_LOAD = 0.5
 """A 1-minute load average at or above this before the run means other work was running."""
 
@@ -92,6 +95,7 @@ def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
         "first_line_p95": _round(percentile(ok("first_line"), 0.95)),
         "typing_p50": _round(percentile(ok("typing"), 0.5)),
         "typing_p95": _round(percentile(ok("typing"), 0.95)),
+        "typing_fast_fraction": _fraction(ok("typing"), FAST_MS),
         "chars_saved": saved,
         "chars_total": chars,
         "chars_saved_fraction": round(saved / chars, 4) if chars else None,
@@ -100,6 +104,11 @@ def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
         "stale": sum(1 for s in samples if s["status"] == "stale"),
         "errors": sum(1 for s in samples if s["status"] == "error"),
     }
+
+
+def _fraction(values: Sequence[float], limit: float) -> float | None:
+    """Share of ``values`` below ``limit``."""
+    return round(sum(1 for v in values if v < limit) / len(values), 4) if values else None
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
@@ -246,8 +255,15 @@ def _sec(value: float | None) -> str:
     return "n/a" if value is None else f"{value / 1000:.2f}"
 
 
+def _dur(ms: float | None) -> str:
+    """Milliseconds as `850 ms` or `12.3 s`."""
+    if ms is None:
+        return "n/a"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
 def _pair(a: float | None, b: float | None) -> str:
-    return f"{_sec(a)} / {_sec(b)}"
+    return f"{_dur(a)} / {_dur(b)}"
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -304,12 +320,13 @@ def render(doc: dict[str, Any]) -> str:
               + ("the next keystroke waits for the answer. "
                  if not options.get("pace_ms") else
                  f"one keystroke every {options['pace_ms']} ms, stale requests cancelled. ")
-              + "Seconds, p50 / p95. *First on file*: the first request in a newly opened "
+              + "p50 / p95. *First on file*: the first request in a newly opened "
               "file; *first at line*: the first request at a new line of a file already open "
-              "(the line was emptied, then typed). Chars saved: characters the user would not "
+              "(the line was emptied, then typed). *Fast*: typing answers under "
+              f"{FAST_MS:.0f} ms (served without the model). Chars saved: characters the user would not "
               "have typed by accepting the first suggestion that equals the rest of the line.",
               "", "| repo | arm | lines | first on file | first at line | first (both) | typing "
-              "| chars saved |", "| --- | --- | ---: | --- | --- | --- | --- | ---: |"]
+              "| fast | chars saved |", "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: |"]
     for name, section in [(n, repos[n]["summary"]) for n in names] + (
             [("**total**", total)] if total and len(names) > 1 else []):
         for arm, lat in section["latency_by_arm"].items():
@@ -320,7 +337,8 @@ def render(doc: dict[str, Any]) -> str:
                 f"{_pair(lat['first_file_p50'], lat['first_file_p95'])} | "
                 f"{_pair(lat['first_line_p50'], lat['first_line_p95'])} | "
                 f"{_pair(lat['first_p50'], lat['first_p95'])} | "
-                f"{_pair(lat['typing_p50'], lat['typing_p95'])} | {saved} |")
+                f"{_pair(lat['typing_p50'], lat['typing_p95'])} | "
+                f"{_pct(lat.get('typing_fast_fraction'))} | {saved} |")
     lines += ["", "## Server process", "",
               "Resident memory (VmRSS) at the end of each arm's last quality session, its peak "
               "(VmHWM), and CPU used while idle (3 s sampled after the last request settled).",
@@ -392,7 +410,7 @@ def _setup(doc: dict[str, Any]) -> list[str]:
              f"seed {doc.get('options', {}).get('seed')}",
              "", "Settings sent to the servers (`slm` section; everything else default):", ""]
     for arm, s in doc.get("settings", {}).items():
-        lines.append(f"- `{arm}`: `{s.get('sent')}`")
+        lines.append(f"- `{arm}`: `{json.dumps(s.get('sent'), sort_keys=True)}`")
     lines += ["", "## Command", "", "```", str(doc.get("command")), "```"]
     return lines
 

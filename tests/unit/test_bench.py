@@ -434,7 +434,8 @@ def test_report_renders_tables_labels_and_command():
     assert "| alpha | retrieval | 8 | 75.0% |" in text
     assert "| **total** | retrieval | 16 | 87.5% |" in text
     assert "| alpha | 4 | +50.0 pts | [" in text
-    assert "| alpha | retrieval | 1 | 9.00 / 9.00 | 3.00 / 3.00 |" in text
+    assert "| alpha | retrieval | 1 | 9.0 s / 9.0 s | 3.0 s / 3.0 s |" in text
+    assert "| 200 ms / 200 ms | 0.0% |" in text
     assert "4/10 (40.0%)" in text
     assert "ok (2 copies)" in text
     assert "```\nslm-lsp bench --devset\n```" in text
@@ -444,3 +445,30 @@ def test_report_renders_tables_labels_and_command():
 def test_quiet_full_run_has_no_warning_labels():
     text = bench_report.render(_doc(load=0.1, targets=100))
     assert "Small run" not in text and "Busy machine" not in text
+
+
+class SlowServer(FakeServer):
+    """Answers each request after ``delay`` seconds (slower than the typist)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__([])
+        self.delay = delay
+
+    def request(self, rel: str, row: int, column: int) -> Pending:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        loop.call_later(self.delay, lambda: future.done() or future.set_result("zzz"))
+        self.events.append(("request", (row, column, self.docs[rel][row])))
+        return FakePending(f"id{column}", f"{rel}:{row + 1}", future, 0.0)
+
+
+async def test_paced_typing_cancels_requests_overtaken_by_keystrokes():
+    target = _target()
+    server = SlowServer(delay=0.2)
+    samples, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+                                      Options(debounce_ms=5, pace_ms=30))
+    assert "\n".join(server.docs[target.path]) == SOURCE
+    assert len(samples) == len(target.code)
+    assert {s["status"] for s in samples} <= {"cancelled", "stale"}
+    assert len(server.cancelled) == sum(1 for s in samples if s["status"] == "cancelled") > 0
+    assert line["saved"] == 0
