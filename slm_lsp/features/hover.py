@@ -77,8 +77,10 @@ def _configure(ls: SlmServer, settings: Settings) -> None:
 def explainer_for(ls: SlmServer) -> Explainer:
     """The workspace's explainer, created on first use (on the event loop thread)."""
     found = ls.extensions.get("explain")
-    if isinstance(found, Explainer) and found.tree.root == ls.root:
-        return found
+    if isinstance(found, Explainer):
+        if found.tree.root == ls.root:
+            return found
+        found.models.close()  # the workspace root changed
     tree = SourceTree(ls.root, open_docs=lambda: _open_docs(ls),
                       index=lambda: ls.extensions.get("index"))
     models = ModelRouter(lambda timeout: _shared_backend(ls, timeout))
