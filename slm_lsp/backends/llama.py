@@ -213,7 +213,7 @@ class LlamaBackend:
 
     # -- decoding -------------------------------------------------------------------
 
-    def decode(self, tokens: Sequence[int], start: int, seq: int = 0) -> None:
+    def decode(self, tokens: Sequence[int], start: int, seq: int = 0, all_logits: bool = False) -> None:
         """Evaluate ``tokens`` at positions ``start``.. in sequence ``seq``."""
         b = self._batch.batch
         b.n_tokens = len(tokens)
@@ -222,13 +222,13 @@ class LlamaBackend:
             b.pos[i] = start + i
             b.n_seq_id[i] = 1
             b.seq_id[i][0] = seq
-            b.logits[i] = False
+            b.logits[i] = all_logits
         b.logits[len(tokens) - 1] = True
         self._ctx.decode(self._batch)
 
-    def argmax(self) -> int:
-        """Greedy pick from the logits of the last evaluated token."""
-        ptr = self._ctx.get_logits_ith(-1)
+    def argmax(self, row: int = -1) -> int:
+        """Greedy pick from the logits of an output row of the last batch (-1: the last)."""
+        ptr = self._ctx.get_logits_ith(row)
         logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
         return int(np.argmax(logits))
 
@@ -263,16 +263,16 @@ class LlamaBackend:
 
     _piece_table: list[bytes] | None = None
 
-    def pick(self, need: bytes) -> int:
+    def pick(self, need: bytes, row: int = -1) -> int:
         """The most likely token consistent with the bytes that must come next.
 
         Used for token healing: the prompt ends before a partly typed word and
         the output must begin with that word's characters.
         """
         if not need:
-            return self.argmax()
+            return self.argmax(row)
         pieces = self._pieces()
-        logits = np.ctypeslib.as_array(self._ctx.get_logits_ith(-1), shape=(self._n_vocab,))
+        logits = np.ctypeslib.as_array(self._ctx.get_logits_ith(row), shape=(self._n_vocab,))
         top = np.argpartition(logits, -256)[-256:]
         for tok in top[np.argsort(logits[top])[::-1]]:
             p = pieces[int(tok)]
@@ -297,41 +297,64 @@ class LlamaBackend:
         t0 = time.perf_counter()
         reused = self.kv.sync(tokens, cancel)
         t1 = time.perf_counter()
-        out = bytearray()
-        text = ""
-        reason = "length"
+        run = _Run(self, forced.encode("utf-8"), stop, max_tokens)
+        history = list(tokens)
         pos = len(tokens)
-        n_gen = 0
-        need = forced.encode("utf-8")
+        logit_i = -1  # which output row of the last batch predicts the next token
+        drafted = accepted = 0
         try:
-            for _ in range(max_tokens + len(need)):
-                pending = need[len(out):] if len(out) < len(need) else b""
-                tok = self.pick(pending) if pending else self.argmax()
-                if self.is_end(tok):
-                    reason = "eog"
+            while run.reason is None:
+                pending = run.pending()
+                tok = self.pick(pending, logit_i) if pending else self.argmax(logit_i)
+                if not run.accept(tok):
                     break
-                out += self.piece(tok)
-                n_gen += 1
-                if len(out) < len(need):
-                    text = ""
-                else:
-                    text = out[len(need):].decode("utf-8", errors="ignore")
-                    cut = stop(text) if stop else None
-                    if cut is not None:
-                        text = text[:cut]
-                        reason = "stop"
-                        break
+                history.append(tok)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                self.decode([tok], pos)
+                draft = [] if run.pending() or not self.draft_tokens else \
+                    self._draft(history, self.draft_tokens)
+                self.decode([tok, *draft], pos, all_logits=bool(draft))
                 pos += 1
+                logit_i = 0 if draft else -1
+                drafted += len(draft)
+                for j, guess in enumerate(draft):  # keep the draft as far as greedy agrees
+                    if self.argmax(j) != guess or not run.accept(guess):
+                        break
+                    history.append(guess)
+                    accepted += 1
+                    pos += 1
+                    logit_i = j + 1
+                if draft:
+                    self.kv.drop_from(pos)  # rejected draft tokens
         finally:
             self.kv.forget_after(len(tokens))
+            self._previous = history[len(tokens):]
         t2 = time.perf_counter()
         return Generation(
-            text=text, n_prompt=len(tokens), n_reused=reused, n_generated=n_gen,
-            prompt_ms=(t1 - t0) * 1000, generate_ms=(t2 - t1) * 1000, stop_reason=reason,
+            text=run.text, n_prompt=len(tokens), n_reused=reused, n_generated=run.n,
+            prompt_ms=(t1 - t0) * 1000, generate_ms=(t2 - t1) * 1000,
+            stop_reason=run.reason or "length",
+            timings={"drafted": drafted, "accepted": accepted},
         )
+
+    draft_tokens = 8
+    """Most tokens proposed per step by prompt-lookup decoding (0 turns it off)."""
+    _previous: list[int] = []
+
+    def _draft(self, history: list[int], limit: int) -> list[int]:
+        """Tokens likely to come next: what followed the latest occurrence of the last
+        few tokens, in the previous generation first, then in the prompt."""
+        for k in (3, 2):
+            if len(history) <= k:
+                continue
+            key = history[-k:]
+            for corpus in (self._previous, history[:-1]):
+                for i in range(len(corpus) - k, -1, -1):
+                    if corpus[i:i + k] == key:
+                        follow = corpus[i + k:i + k + limit]
+                        if follow:
+                            return follow
+        return []
 
     def spawn(self, n_ctx: int | None = None) -> LlamaBackend:
         """Another context (own KV cache, own lock) on the same loaded weights.
@@ -357,6 +380,45 @@ class LlamaBackend:
             self._release_model()
 
     _closed = False
+
+
+class _Run:
+    """Bookkeeping of one generation: text so far, forced start, stop decisions."""
+
+    def __init__(self, backend: LlamaBackend, need: bytes, stop: StopRule | None,
+                 max_tokens: int) -> None:
+        self.b = backend
+        self.need = need
+        self.stop = stop
+        self.limit = max_tokens + len(need)
+        self.out = bytearray()
+        self.text = ""
+        self.n = 0
+        self.reason: str | None = None
+
+    def pending(self) -> bytes:
+        """Forced bytes not generated yet (token healing)."""
+        return self.need[len(self.out):] if len(self.out) < len(self.need) else b""
+
+    def accept(self, tok: int) -> bool:
+        """Add a token; False when generation must end here (the token is not added
+        for an end token, and the text is cut where a stop rule says)."""
+        if self.b.is_end(tok):
+            self.reason = "eog"
+            return False
+        self.out += self.b.piece(tok)
+        self.n += 1
+        if len(self.out) >= len(self.need):
+            self.text = self.out[len(self.need):].decode("utf-8", errors="ignore")
+            cut = self.stop(self.text) if self.stop else None
+            if cut is not None:
+                self.text = self.text[:cut]
+                self.reason = "stop"
+                return False
+        if self.n >= self.limit:
+            self.reason = "length"
+            return False
+        return True
 
 
 class KVCache:
@@ -403,11 +465,14 @@ class KVCache:
             if done is not None:
                 done[0] = i + len(tokens[i:i + step])
 
+    def drop_from(self, pos: int) -> None:
+        """Remove cells from ``pos`` on (rejected draft tokens; not tracked in ``tokens``)."""
+        self._rm(0, pos, -1)
+
     def forget_after(self, n: int) -> None:
         """Drop generated tokens so the cache ends with the prompt again."""
-        if len(self.tokens) > n:
-            self._rm(0, n, -1)
-            del self.tokens[n:]
+        self._rm(0, n, -1)  # generated tokens are never recorded in ``tokens``
+        del self.tokens[n:]
 
     def clear(self) -> None:
         self._rm(-1, -1, -1)
