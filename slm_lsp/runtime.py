@@ -60,7 +60,8 @@ class ModelHost:
         self._on_state = on_state
         self._factory = factory
         self._retriever = retriever
-        self._repo_name = repo_name
+        self.repo_name = repo_name
+        """Shown to the model with its repository token; set before the first load."""
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._error: str | None = None
@@ -110,7 +111,7 @@ class ModelHost:
                 backend, settings.completion, n_ctx=settings.model.context_size,
                 retriever=self._retriever,
                 context_tokens=settings.index.context_tokens if settings.index.enabled else 0,
-                repo_name=self._repo_name,
+                repo_name=self.repo_name,
             )
         except BackendError as exc:
             with self._lock:

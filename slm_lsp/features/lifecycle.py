@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -58,6 +59,7 @@ def register(server: SlmServer) -> None:
         folders = params.workspace_folders or []
         uri = folders[0].uri if folders else params.root_uri
         ls.root = to_fs_path(uri) if uri else params.root_path
+        ls.host.repo_name = Path(ls.root).name if ls.root else None
         ls.apply_settings(_slm_section(params.initialization_options), source="initializationOptions")
 
     @server.feature(types.INITIALIZED)

@@ -35,12 +35,14 @@ async def client(lsp_client: LanguageClient, model_installed):
     STATES[:] = []
     STATES.extend([])  # keep the list object the handler appends to
     states = track_status(lsp_client)
-    lsp_client.set_configuration({"completion": {"maxTokens": 48, "timeoutMs": 120000}}, section="slm")
+    lsp_client.set_configuration({"completion": {"maxTokens": 48, "timeoutMs": 120000},
+                             "index": {"enabled": False}}, section="slm")
     await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities(),
             root_uri=real_file().parent.as_uri(),
-            initialization_options={"slm": {"completion": {"maxLines": 4, "timeoutMs": 120000}}},
+            initialization_options={"slm": {"completion": {"maxLines": 4, "timeoutMs": 120000},
+                                            "index": {"enabled": False}}},
         )
     )
     await wait_ready(states)
@@ -170,5 +172,6 @@ async def test_settings_change_applies_without_restart(client: LanguageClient):
         await asyncio.sleep(0.1)
     assert any("maxTokens" in m.message for m in client.messages)
     assert client._server.pid == pid and client._server.returncode is None
-    client.set_configuration({"completion": {"maxTokens": 48, "timeoutMs": 120000}}, section="slm")
+    client.set_configuration({"completion": {"maxTokens": 48, "timeoutMs": 120000},
+                             "index": {"enabled": False}}, section="slm")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
