@@ -164,7 +164,8 @@ async def test_malformed_messages_do_not_kill_the_server(client: LanguageClient)
 
 async def test_settings_change_applies_without_restart(client: LanguageClient):
     pid = client._server.pid
-    client.set_configuration({"completion": {"maxTokens": "lots"}}, section="slm")
+    client.set_configuration({"completion": {"maxTokens": "lots"}, "index": {"enabled": False}},
+                             section="slm")
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
     for _ in range(50):
         if any("maxTokens" in m.message for m in client.messages):
