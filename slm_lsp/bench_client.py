@@ -27,6 +27,8 @@ from pygls.lsp.client import LanguageClient
 
 from .bench_targets import utf16_column
 
+PROJECT = Path(__file__).resolve().parents[1]
+"""The servers' working directory (this checkout, never a benchmarked repository)."""
 REQUEST_TIMEOUT_S = 900.0
 """A request that takes longer than this is recorded as an error (the server hangs)."""
 
@@ -180,8 +182,11 @@ class BenchServer:
         env = dict(os.environ if self.env is None else self.env)
         env.update({"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         self.log.path.parent.mkdir(parents=True, exist_ok=True)
+        # Not the workspace as working directory: `python -m` puts it first on sys.path,
+        # and a repository holding a package named like a dependency (attrs, click, ...)
+        # would be imported by the server instead of the installed one.
         await self.client.start_io(sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info",
-                                   env=env, cwd=str(self.root))
+                                   env=env, cwd=str(PROJECT))
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         uri = self.root.as_uri()
         await asyncio.wait_for(self.client.initialize_async(types.InitializeParams(

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,13 +261,18 @@ async def open_session(root: Path, arm: Arm, opts: Options, log_path: Path,
     server = BenchServer(root, arm_settings(arm, opts.model_path), log_path, env=env,
                          progress=arm.index)
     started = time.perf_counter()
-    await server.start(wait_index if arm.index else None)
-    info: dict[str, Any] = {"root": str(root), "start_s": round(time.perf_counter() - started, 2),
-                            "index": server.progress_ends[0] if arm.index else None}
-    warm = await warm_up(server)
-    info["warmup_ms"] = round(warm.ms, 1)
-    if arm.index:  # the warm-up's search started loading the embedder; wait for dense search
-        info["embedder_wait_s"] = await wait_embedder(server, EMBEDDER_WAIT_S)
+    try:
+        await server.start(wait_index if arm.index else None)
+        info: dict[str, Any] = {"root": str(root),
+                                "start_s": round(time.perf_counter() - started, 2),
+                                "index": server.progress_ends[0] if arm.index else None}
+        warm = await warm_up(server)
+        info["warmup_ms"] = round(warm.ms, 1)
+        if arm.index:  # the warm-up's search started loading the embedder; wait for dense search
+            info["embedder_wait_s"] = await wait_embedder(server, EMBEDDER_WAIT_S)
+    except BaseException:
+        await server.stop()
+        raise
     info["splice"] = server.log.splice
     return server, info
 
@@ -438,9 +444,9 @@ async def run_repo(repo: Repo, opts: Options) -> dict[str, Any]:
         try:
             server_info = await run_arm(repo, arm, targets, typed, texts, opts, env, logs,
                                         records[name], result)
-        except ServerFailed as exc:
-            log(f"{repo.name} [{name}]: FAILED: {exc}")
-            server_info = {"failed": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - one arm's failure must not lose the others
+            log(f"{repo.name} [{name}]: FAILED: {exc}\n{traceback.format_exc()}")
+            server_info = {"failed": f"{type(exc).__name__}: {exc}"}
         server_info["seconds"] = round(time.perf_counter() - started, 1)
         result["servers"][name] = server_info
     for target in targets:
