@@ -53,7 +53,7 @@ EXPLAIN_CTX = 4096
 """Context size of the explanation model's own KV cache."""
 DEF_CHARS = 2400
 """Longest definition text put in a prompt (head kept, the rest elided)."""
-MAX_CALLEES = 5
+MAX_CALLEES = 4
 
 
 # -- what is explained ----------------------------------------------------------------
@@ -168,6 +168,13 @@ def _external(tree: SourceTree, qualifier: str | None, imports: set[str]) -> boo
         return False
     module = head.group(0)
     return not tree.find(module) and not any(Path(p).stem == module for p in tree.list_files())
+
+
+def _short(signature: str, limit: int = 100) -> str:
+    """A callee's signature on one line, without decorators, cut at ``limit`` characters."""
+    line = " ".join(x for x in signature.split("\n") if not x.lstrip().startswith(("@", "#[")))
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
 
 
 def _dedent(text: str) -> str:
@@ -360,6 +367,11 @@ def clean_explanation(text: str, *, complete: bool = True, max_sentences: int = 
     return " ".join(sentences[:max_sentences]).strip()
 
 
+_SENTENCE_END_RE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?](?=\s)")
+SENTENCES = {"symbol": 3, "selection": 5, "docstring": 1}
+"""Generation stops after this many sentences per task (short answers come back fast)."""
+
+
 class _StopRule:
     """Stop at a code fence, a run of blank lines, or when the generation budget is spent.
 
@@ -368,8 +380,9 @@ class _StopRule:
     bounds the whole.
     """
 
-    def __init__(self, budget_s: float | None) -> None:
+    def __init__(self, budget_s: float | None, max_sentences: int = 0) -> None:
         self.budget_s = budget_s
+        self.max_sentences = max_sentences
         self.started: float | None = None
         self.timed_out = False
 
@@ -378,6 +391,10 @@ class _StopRule:
             at = text.find(marker)
             if at >= 0 and text[:at].strip():
                 return at
+        if self.max_sentences:  # a sentence has ended once the token after its stop came
+            ends = [m.end() for m in _SENTENCE_END_RE.finditer(text)]
+            if len(ends) >= self.max_sentences:
+                return ends[self.max_sentences - 1]
         now = time.monotonic()
         self.started = self.started or now
         if self.budget_s is not None and now - self.started > self.budget_s:
@@ -630,8 +647,8 @@ class Explainer:
             context += (f"\nIt belongs to this {target.scope.kind}:\n\n```{d.language}\n"
                         f"{target.scope.signature}\n```\n" + (f"({summary})\n" if summary else ""))
         if target.callees:
-            sigs = "\n".join(f"{c.signature}  # {c.qualname}, {rel(c.path, self.tree.root)}:"
-                             f"{c.line + 1}" for c in target.callees)
+            sigs = "\n".join(f"{_short(c.signature)}  # {c.qualname}, "
+                             f"{rel(c.path, self.tree.root)}:{c.line + 1}" for c in target.callees)
             context += f"\nFunctions it calls, defined in this repository:\n\n```{d.language}\n" \
                        f"{sigs}\n```\n"
         return {"path": rel(d.path, self.tree.root), "kind": d.kind, "name": d.qualname,
@@ -664,7 +681,7 @@ class Explainer:
             key, hit = self.cached(task, fields)  # the model may have loaded meanwhile
             if hit is not None and use_cache:
                 return Explanation(hit, "cache", (time.perf_counter() - start) * 1000)
-            raw, ended, timed_out = self._generate(backend, task_messages(task, fields), cancel,
+            raw, ended, timed_out = self._generate(backend, task, task_messages(task, fields), cancel,
                                                    budget_s)
         except BackendError as exc:
             return Explanation("", "none", (time.perf_counter() - start) * 1000, problem=str(exc))
@@ -681,12 +698,12 @@ class Explainer:
         return Explanation(guarded.text, "model", (time.perf_counter() - start) * 1000,
                            guarded.removed, timed_out=timed_out)
 
-    def _generate(self, backend: ModelBackend, messages: list[Message],
+    def _generate(self, backend: ModelBackend, task: str, messages: list[Message],
                   cancel: threading.Event | None, budget_s: float | None
                   ) -> tuple[str, bool, bool]:
         """Raw model text, whether it ended on its own, and whether the budget cut it."""
         segments = render_chat(backend.chat_template, messages, _special_lookup(backend))
-        stop = _StopRule(budget_s)
+        stop = _StopRule(budget_s, SENTENCES.get(task, 0))
         gen = backend.generate(segments, max_tokens=self.settings.max_tokens, stop=stop,
                                cancel=cancel)
         timed_out = stop.timed_out
@@ -713,8 +730,8 @@ class Explainer:
         callees = [c for n in names[:MAX_CALLEES * 2] for c in self.tree.find(n)[:1]
                    if c.kind != "attribute"][:MAX_CALLEES]
         if callees:
-            sigs = "\n".join(f"{c.signature}  # {rel(c.path, self.tree.root)}:{c.line + 1}"
-                             for c in callees)
+            sigs = "\n".join(f"{_short(c.signature)}  # {c.qualname}, "
+                             f"{rel(c.path, self.tree.root)}:{c.line + 1}" for c in callees)
             context += f"\nFunctions it calls:\n\n```{language or ''}\n{sigs}\n```\n"
         return {"path": rel(path, self.tree.root), "start": str(start + 1), "end": str(end + 1),
                 "language": language or "", "selection": _clip(selection, DEF_CHARS * 2),

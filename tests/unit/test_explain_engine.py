@@ -148,8 +148,8 @@ class _Named(FakeBackend):
 
 def test_guard_drops_sentences_naming_unknown_code(tmp_path):
     root = make_repo(tmp_path)
-    reply = ("It loads a file through `read_file`. Then it calls `cache_everything()` to keep it. "
-             "The result is decoded with decode_bytes_fast. Finally it returns the data.")
+    reply = ("It loads a file through `read_file`. It then calls `cache_everything()` and "
+             "decodes with decode_bytes_fast. Finally it returns the data.")
     explainer = make_explainer(root, FakeBackend(reply))
     result = explainer.explain(hover(explainer, root, 5, 18))
     assert result.text == "It loads a file through `read_file`. Finally it returns the data."
@@ -336,3 +336,13 @@ def test_cache_survives_a_corrupt_file(tmp_path):
     assert ExplainCache(tmp_path).get("ab" * 32) == "text"
     (tmp_path / "ab" / f"{'ab' * 32}.json").write_text("{not json")
     assert ExplainCache(tmp_path).get("ab" * 32) is None
+
+
+def test_generation_stops_after_the_task_sentence_limit(tmp_path):
+    root = make_repo(tmp_path)
+    reply = "One. Two, e.g. this. Three uses `read_file` here. Four. Five."
+    backend = FakeBackend(reply)
+    explainer = make_explainer(root, backend)
+    result = explainer.explain(hover(explainer, root, 5, 18))
+    assert result.text == "One. Two, e.g. this. Three uses `read_file` here."
+    assert result.source == "model"
