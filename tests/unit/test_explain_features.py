@@ -62,3 +62,31 @@ def test_cli_explain_rejects_bad_input_before_loading_a_model(tmp_path, capsys):
     file.write_text("x = 1\n")
     assert main(["explain", str(file), "9", "1", "--root", str(tmp_path)]) == 2
     assert "outside" in capsys.readouterr().err
+
+
+def test_explanation_shown_as_document_or_message(tmp_path):
+    import asyncio
+
+    from slm_lsp.features.code_actions import _show
+
+    class Client:
+        def __init__(self, show_document: bool) -> None:
+            window = types.WindowClientCapabilities(
+                show_document=types.ShowDocumentClientCapabilities(support=show_document))
+            self.client_capabilities = types.ClientCapabilities(window=window)
+            self.messages: list[str] = []
+            self.documents: list[str] = []
+
+        async def window_show_document_async(self, params):
+            self.documents.append(params.uri)
+            return types.ShowDocumentResult(success=True)
+
+        def window_show_message(self, params):
+            self.messages.append(params.message)
+
+    file = tmp_path / "e.md"
+    rich, plain = Client(True), Client(False)
+    assert asyncio.run(_show(rich, "T", "text", file)) == "document"
+    assert rich.documents == [file.as_uri()] and not rich.messages
+    assert asyncio.run(_show(plain, "T", "text", file)) == "message"
+    assert plain.messages == ["T\n\ntext"] and not plain.documents
