@@ -710,6 +710,7 @@ class Explainer:
         log.info("explained in %.0f+%.0f ms (%d prompt tokens, %d reused, %d generated, %s)",
                  gen.prompt_ms, gen.generate_ms, gen.n_prompt, gen.n_reused, gen.n_generated,
                  gen.stop_reason)
+        log.debug("raw explanation: %r", gen.text)
         return gen.text, not timed_out and gen.stop_reason != "length", timed_out
 
     # selections
