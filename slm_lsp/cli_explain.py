@@ -61,7 +61,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
             shared["backend"] = load_llama(settings.model)
         return shared.get("backend")
 
-    models = ModelRouter(completion_model)  # type: ignore[arg-type]
+    from .models import ModelError, resolve_model_path
+
+    try:  # names the model in cache keys, so a cached answer needs no model at all
+        shared_path: Path | None = resolve_model_path(settings.model.name, settings.model.path)
+    except ModelError:
+        shared_path = None
+    models = ModelRouter(completion_model, shared_path=shared_path)  # type: ignore[arg-type]
     models.configure(explain, settings.model)
     cache = ExplainCache(None if args.no_cache else workspace_dir(root) / "explain")
     explainer = Explainer(SourceTree(str(root)), models, cache, explain)

@@ -487,8 +487,10 @@ class ModelRouter:
 
     def __init__(self, shared: Callable[[float], ModelBackend | None],
                  loader: Callable[[Path], ModelBackend] | None = None,
-                 n_ctx: int = EXPLAIN_CTX) -> None:
+                 n_ctx: int = EXPLAIN_CTX, shared_path: Path | None = None) -> None:
         self._shared = shared
+        self._shared_path = shared_path
+        """The completion model's file, naming it in cache keys before it is loaded."""
         self._loader = loader or self._load_llama
         self.n_ctx = n_ctx
         self._lock = threading.Lock()
@@ -532,7 +534,7 @@ class ModelRouter:
             backend = self._shared(0)
         except BackendError:
             return "unloaded"
-        path = getattr(backend, "path", None)
+        path = getattr(backend, "path", None) if backend is not None else self._shared_path
         if isinstance(path, Path):
             return _file_identity(path)
         return backend.name if backend is not None else "unloaded"

@@ -346,3 +346,11 @@ def test_generation_stops_after_the_task_sentence_limit(tmp_path):
     result = explainer.explain(hover(explainer, root, 5, 18))
     assert result.text == "One. Two, e.g. this. Three uses `read_file` here."
     assert result.source == "model"
+
+
+def test_router_names_an_unloaded_completion_model_by_its_file(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 4)
+    router = ModelRouter(lambda timeout: None, shared_path=gguf)
+    assert router.identity() == "m.gguf:8"
+    assert ModelRouter(lambda timeout: None).identity() == "unloaded"
