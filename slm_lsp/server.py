@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,6 +24,9 @@ from .settings import Settings, parse_settings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+BACKGROUND_PREFIX = "slm-explain:"
+"""Request keys of background-priority work (explanations); all others are completions."""
 
 
 class SlmServer(LanguageServer):
@@ -99,6 +103,24 @@ class SlmServer(LanguageServer):
                 old.set()
             self._inflight[key] = event
         return event
+
+    def completion_running(self) -> bool:
+        """True while a completion is being computed (keys of completions are document URIs)."""
+        with self._inflight_lock:
+            return any(":" in key and not key.startswith(BACKGROUND_PREFIX) for key in self._inflight)
+
+    def yield_to_completions(self, max_wait: float = 30.0, cancel: threading.Event | None = None) -> None:
+        """Block a background thread while completions run (at most ``max_wait`` seconds).
+
+        On a machine with few cores llama.cpp's threads slow down many times over
+        when anything else competes for the CPU, so background work (indexing,
+        explanations) steps aside while the user is waiting for a suggestion.
+        """
+        stop = cancel if cancel is not None else threading.Event()
+        deadline = time.monotonic() + max_wait
+        while self.completion_running() and time.monotonic() < deadline:
+            if stop.wait(0.05):
+                return
 
     def finished(self, key: str, event: threading.Event) -> None:
         """Forget ``event`` if it is still the latest for ``key``."""

@@ -25,6 +25,7 @@ from indexer.languages import normalize
 from ..backends.base import Cancelled, ModelBackend
 from ..explain import ExplainCache, Explainer, Explanation, ModelRouter, header_markdown
 from ..paths import workspace_dir
+from ..server import BACKGROUND_PREFIX
 from ..settings import Settings
 from ..symbols import SourceTree
 from ._common import open_document
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KEY_PREFIX = "slm-explain:"
+KEY_PREFIX = BACKGROUND_PREFIX
 """Prefix of our `run_cancellable` keys (completions use the bare document URI)."""
 BUDGET_S = 12.0
 """Generation stops this long after its first token, keeping the sentences written so far."""
@@ -115,8 +116,7 @@ class YieldingEvent(threading.Event):
 
 def completion_running(ls: SlmServer) -> bool:
     """True while a completion request is in flight on any document."""
-    inflight = getattr(ls, "_inflight", {})  # SlmServer's run_cancellable registry
-    return any(":" in key and not key.startswith(KEY_PREFIX) for key in list(inflight))
+    return ls.completion_running()
 
 
 async def run_explainer(ls: SlmServer, key: str, fn: Callable[[threading.Event, float], T]) -> T:

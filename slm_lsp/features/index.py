@@ -89,7 +89,8 @@ class _Progress:
         self.ls.call_soon(getattr(self.ls.work_done_progress, method), self.token, value)
 
     def __call__(self, event: IndexProgress) -> None:
-        """Report a build event (throttled)."""
+        """Report a build event (throttled); pause first while completions run."""
+        self.ls.yield_to_completions()
         now = time.monotonic()
         if event.phase not in ("scanning", "indexing") or now - self.last < REPORT_EVERY_S:
             return
@@ -255,6 +256,7 @@ class IndexFeature:
         progress: _Progress | None = None
         message = "indexing stopped"
         _lower_priority()
+        self.ls.yield_to_completions(cancel=cancel)
         try:
             progress = _Progress(self.ls, "Indexing the repository")
             if first:

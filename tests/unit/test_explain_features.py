@@ -27,15 +27,35 @@ def test_yielding_event_pauses_while_busy_and_still_reports_cancel():
 
 
 def test_completion_running_ignores_our_own_requests():
-    class Server:
-        _inflight: dict[str, object] = {}
+    from slm_lsp.server import SlmServer
 
-    ls = Server()
+    ls = SlmServer(factory=lambda settings: None)  # no model is loaded in this test
     assert not completion_running(ls)
-    ls._inflight = {f"{KEY_PREFIX}hover:file:///a.py": object()}
+    hover = ls.supersede(f"{KEY_PREFIX}hover:file:///a.py")
     assert not completion_running(ls)
-    ls._inflight["file:///a.py"] = object()
+    completion = ls.supersede("file:///a.py")
     assert completion_running(ls)
+    ls.finished("file:///a.py", completion)
+    ls.finished(f"{KEY_PREFIX}hover:file:///a.py", hover)
+    assert not completion_running(ls)
+
+
+def test_background_work_waits_for_a_running_completion():
+    import threading
+    import time
+
+    from slm_lsp.server import SlmServer
+
+    ls = SlmServer(factory=lambda settings: None)
+    event = ls.supersede("file:///b.py")
+    threading.Timer(0.3, ls.finished, args=("file:///b.py", event)).start()
+    start = time.monotonic()
+    ls.yield_to_completions(max_wait=5)
+    waited = time.monotonic() - start
+    assert 0.25 <= waited < 2
+    start = time.monotonic()
+    ls.yield_to_completions(max_wait=5)  # nothing running: no wait
+    assert time.monotonic() - start < 0.05
 
 
 def test_code_action_kind_filter_and_selected_lines():

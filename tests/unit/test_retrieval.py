@@ -279,6 +279,9 @@ class StubServer:
     def show(self, message: str, kind: Any = None) -> None:
         self.shown.append(message)
 
+    def yield_to_completions(self, max_wait: float = 30.0, cancel: Any = None) -> None:
+        """No completions run in these tests."""
+
 
 @pytest.fixture()
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
