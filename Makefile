@@ -54,5 +54,9 @@ lint: install
 	$(VENV)/bin/ruff check slm_lsp indexer prompts tests
 	$(VENV)/bin/mypy
 
+# The completion benchmark on the dev set (../shared/bench/devset.toml); rewrites BENCHMARKS.md.
+bench: model
+	$(PY) -m slm_lsp.bench devset $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
