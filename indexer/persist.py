@@ -60,7 +60,7 @@ def locked(folder: Path, exclusive: bool) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (renames) to disk where the platform allows it."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -97,14 +97,14 @@ def write_generation(folder: Path, files: Mapping[str, bytes], info: Mapping[str
         for file_name, data in files.items():
             _write_file(tmp / file_name, data)
             entries[file_name] = {"sha256": _digest(data), "size": len(data)}
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, folder / name)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         manifest = {"format": FORMAT, "generation": name, "files": entries, "info": dict(info)}
         staged = folder / f"{_TMP_PREFIX}{MANIFEST}"
         _write_file(staged, json.dumps(manifest, indent=1).encode())
         os.replace(staged, folder / MANIFEST)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         _cleanup(folder, keep=name)
         return name
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from indexer.persist import fsync_dir
 from slm_lsp.paths import models_dir
 
 if sys.platform != "win32":
@@ -484,22 +485,8 @@ def _publish(partial: Path, final: Path, sha: str) -> None:
     """Atomically move the verified ``partial`` to ``final`` and record the verification."""
     _unlink_quiet(_sidecar_path(final))
     os.replace(partial, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     _write_sidecar(final, sha)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (best effort; not possible on every platform)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _unlink_quiet(path: Path) -> None:

@@ -119,7 +119,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize(("hook", "when"), [
     ("_write_file", 1),   # first file of the new generation written
     ("_write_file", 2),   # both files written, folder not yet renamed
-    ("_fsync_dir", 2),    # generation folder renamed into place, manifest not switched
+    ("fsync_dir", 2),     # generation folder renamed into place, manifest not switched
     ("_write_file", 3),   # new manifest staged but not yet os.replace'd
 ])
 def test_killed_save_leaves_previous_generation_loadable(tmp_path: Path, hook: str,
