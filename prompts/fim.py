@@ -157,13 +157,19 @@ def fit_prefix(text: str, budget: int, count: Callable[[str], int], align: int =
     if count(text) <= budget:
         return text
     lines = text.splitlines(keepends=True)
-    start = 0
-    while start < len(lines) - 1:
-        start += align
-        if start >= len(lines):
-            start = len(lines) - 1
-        if count("".join(lines[start:])) <= budget:
-            return "".join(lines[start:])
+    # Candidate cuts: every ``align`` lines, the last line at the latest. Fewer lines
+    # never take more tokens, so the earliest cut that fits is found by bisection
+    # (a long file would otherwise be re-tokenized once per candidate).
+    starts = [min(k * align, len(lines) - 1) for k in range(1, (len(lines) - 1) // align + 2)]
+    lo, hi = 0, len(starts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count("".join(lines[starts[mid]:])) <= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo < len(starts) and len(lines) > 1:
+        return "".join(lines[starts[lo]:])
     # A single huge last line: keep its end by characters.
     tail = lines[-1] if lines else text
     while tail and count(tail) > budget:
