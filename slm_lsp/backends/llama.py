@@ -129,6 +129,7 @@ class LlamaBackend:
         self._n_vocab = self._model.n_vocab()
         self._batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=2, verbose=True)
         self._lock = threading.Lock()
+        self._special_ids: dict[str, int | None] = {}
         self.metadata: dict[str, str] = self._model.metadata()
         mem = c.llama_get_memory(self._ctx.ctx)  # type: ignore[attr-defined]
         can_shift = bool(mem is not None and c.llama_memory_can_shift(mem))  # type: ignore[attr-defined]
@@ -161,6 +162,13 @@ class LlamaBackend:
         }
 
     def _special_id(self, text: str) -> int | None:
+        """The id of ``text`` when it is one special token of this model (memoized:
+        every prompt asks for the same few)."""
+        if text not in self._special_ids:
+            self._special_ids[text] = self._lookup_special(text)
+        return self._special_ids[text]
+
+    def _lookup_special(self, text: str) -> int | None:
         ids = self._model.tokenize(text.encode(), False, True)
         if len(ids) != 1:
             return None
