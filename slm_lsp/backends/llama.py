@@ -303,7 +303,7 @@ class LlamaBackend:
         forced: str,
     ) -> Generation:
         t0 = time.perf_counter()
-        reused = self.kv.sync(tokens, cancel)
+        reused = self.kv.sync(tokens, cancel, self._cursor_mark(tokens))
         t1 = time.perf_counter()
         run = _Run(self, forced.encode("utf-8"), stop, max_tokens)
         history = list(tokens)
@@ -344,6 +344,17 @@ class LlamaBackend:
             stop_reason=run.reason or "length",
             timings={"drafted": drafted, "accepted": accepted},
         )
+
+    def _cursor_mark(self, tokens: list[int]) -> int | None:
+        """Position of the FIM marker between the two sides of the cursor (the later
+        of the prefix and suffix tokens), or None in a prompt without one."""
+        if self._fim is None:
+            return None
+        ids = {self._special_id(self._fim.prefix), self._special_id(self._fim.suffix)} - {None}
+        for pos in range(len(tokens) - 1, -1, -1):
+            if tokens[pos] in ids:
+                return pos
+        return None
 
     draft_tokens = 8
     """Most tokens proposed per step by prompt-lookup decoding (0 turns it off)."""
@@ -433,35 +444,45 @@ class KVCache:
     """Which tokens sit in the model's KV cache (sequence 0, positions 0..n-1).
 
     ``sync`` makes the cache hold a new prompt while evaluating as little as
-    possible. The common prefix is always kept. With ``splice`` on, a common
-    *suffix* is kept too: when text is typed (or deleted) in the middle of the
-    prompt, which in a prefix-suffix-middle layout is exactly what a keystroke
-    does, the cached suffix is moved with a RoPE position shift instead of being
-    recomputed, and only the new middle tokens are evaluated. llama.cpp only
-    accepts tokens at the end of a sequence, so the new tokens are evaluated in
-    scratch sequence 1 (which shares the prefix cells) and then added to
-    sequence 0. The moved suffix keeps the attention state it had when it was
-    computed, except a short window right after the edit that is recomputed
-(``REFRESH``); the benchmark measures what the rest costs in accuracy.
+    possible. The common prefix is always kept. With ``splice`` on, any long run
+    of tokens that the cache already holds is kept as well, wherever it now
+    sits: the new prompt is aligned with the cached one (``plan``), the cells of
+    each matching block are moved to their new positions with a RoPE position
+    shift (``llama_memory_seq_add``), and only the tokens in between are
+    evaluated. Typing before the suffix, moving the cursor to another line (the
+    text between the old and the new cursor changes sides of the FIM suffix
+    token) and a window that slides by a few lines all become cheap this way.
+
+    llama.cpp only appends at the end of a sequence, so a gap that has kept
+    blocks after it is evaluated in scratch sequence 1, which first receives
+    the cells before the gap, and is then added to sequence 0. A moved block
+    keeps the attention state it had when it was computed, except a short
+    window at its start that is recomputed (``REFRESH``); the benchmark measures
+    what the rest costs in accuracy.
+
+    ``tokens`` may hold ``HOLE`` where no cell exists (a cancelled evaluation
+    leaves the blocks after it in place, and the next ``sync`` can still use them).
     """
 
     MIN_SPLICE = 32
+    """Shortest block worth moving rather than evaluating again."""
     REFRESH = 8
-    """Tokens right after the edit that are recomputed anyway: the cached states
-    there still encode where the old text ended, and without this the model
-    tends to predict the characters the user just typed (measured: the next
-    token agreed with a full evaluation 1 time in 8 without, 8 in 8 with 4)."""
+    """Tokens at the start of a moved block that are recomputed anyway: the cached
+    states there still encode the text that came before them, and without this
+    the model tends to predict the characters the user just typed (measured: the
+    next token agreed with a full evaluation 1 time in 8 without, 8 in 8 with 4)."""
+    HOLE = -1
+    CANCEL_STEP = 128
+    """Prompt tokens per decode call: how often a cancelled prompt evaluation looks up."""
 
     def __init__(self, backend: LlamaBackend, *, splice: bool) -> None:
         self.b = backend
         self.splice = splice
         self.tokens: list[int] = []
+        self.mark: int | None = None
 
     def _rm(self, seq: int, p0: int, p1: int) -> None:
         self.b._c.llama_memory_seq_rm(self.b.memory(), seq, p0, p1)  # type: ignore[attr-defined]
-
-    CANCEL_STEP = 128
-    """Prompt tokens per decode call: how often a cancelled prompt evaluation looks up."""
 
     def _eval(self, tokens: Sequence[int], start: int, seq: int,
               cancel: threading.Event | None, done: list[int] | None = None) -> None:
@@ -485,10 +506,17 @@ class KVCache:
     def clear(self) -> None:
         self._rm(-1, -1, -1)
         self.tokens = []
+        self.mark = None
 
-    def sync(self, prompt: list[int], cancel: threading.Event | None = None) -> int:
+    WINDOW = 32
+    """Tokens on each side of the cursor marker recomputed after the cursor moved
+    (see ``plan``)."""
+
+    def sync(self, prompt: list[int], cancel: threading.Event | None = None,
+             mark: int | None = None) -> int:
         """Make the cache hold ``prompt`` with fresh logits for its last token.
 
+        ``mark`` is where the cursor marker sits in ``prompt`` (see ``plan``).
         Returns how many prompt tokens were reused rather than evaluated.
         """
         cached = self.tokens
@@ -496,14 +524,12 @@ class KVCache:
         limit = min(len(cached), len(prompt) - 1)  # the last token is always re-evaluated
         while n < limit and cached[n] == prompt[n]:
             n += 1
-        tail_c, tail_p = len(cached) - n, len(prompt) - n
-        common = 0
-        while (common < tail_c and common < tail_p
-               and cached[-1 - common] == prompt[-1 - common]):
-            common += 1
-        keep = common - 1  # the moved block excludes the last token
-        if self.splice and keep >= self.MIN_SPLICE:
-            return self._splice(prompt, n, tail_c - common, tail_p - common, keep, cancel)
+        marks = None if mark is None or self.mark is None else (self.mark, mark)
+        self.mark = mark
+        blocks = plan(cached, prompt, n, self.MIN_SPLICE, self.REFRESH, marks=marks,
+                      window=self.WINDOW) if self.splice else []
+        if blocks:
+            return self._rebuild(prompt, n, blocks, cancel)
         self._rm(0, n, -1)
         self.tokens = cached[:n]
         done = [0]
@@ -516,33 +542,135 @@ class KVCache:
         self.tokens = list(prompt)
         return n
 
-    def _splice(self, prompt: list[int], n: int, d_old: int, d_new: int, keep: int,
-                cancel: threading.Event | None) -> int:
-        """Keep prefix [0, n) and the common block, evaluate only what changed.
-
-        Returns the number of reused tokens.
-        """
+    def _rebuild(self, prompt: list[int], n: int, blocks: list[Block],
+                 cancel: threading.Event | None) -> int:
+        """Keep [0, n) and ``blocks`` (moved to their new places), evaluate the rest."""
         c = self.b._c
         mem = self.b.memory()
-        block = n + d_old  # where the reusable block starts in the cache
-        refresh = min(self.REFRESH, keep)
-        self._rm(0, block + keep, -1)  # the old last token(s)
-        self._rm(0, n, block + refresh)  # the old middle and the window recomputed below
-        if d_new != d_old:
-            c.llama_memory_seq_add(  # type: ignore[attr-defined]
-                mem, 0, block + refresh, block + keep, d_new - d_old)
+        end = n
+        for old, _, size in blocks:  # drop every cell that is not kept
+            if old > end:
+                self._rm(0, end, old)
+            end = old + size
+        self._rm(0, end, -1)
+        # Move the blocks. Left moves go first from the left, right moves then from
+        # the right: a block's old range never holds another block's cells then.
+        for old, new, size in blocks:
+            if new < old:
+                c.llama_memory_seq_add(mem, 0, old, old + size, new - old)  # type: ignore[attr-defined]
+        for old, new, size in reversed(blocks):
+            if new > old:
+                c.llama_memory_seq_add(mem, 0, old, old + size, new - old)  # type: ignore[attr-defined]
+        state = [self.HOLE] * len(prompt)
+        state[:n] = prompt[:n]
+        for _, new, size in blocks:
+            state[new:new + size] = prompt[new:new + size]
+        gaps, start = [], n
+        for _, new, size in blocks:
+            if new > start:
+                gaps.append((start, new))
+            start = new + size
+        gaps.append((start, len(prompt)))  # blocks never include the last token
+        log.debug("kv reuse: prefix %d, %d blocks moved, gaps %s", n, len(blocks),
+                  [(s, e - s) for s, e in gaps])
         try:
-            self._rm(1, -1, -1)
-            c.llama_memory_seq_cp(mem, 0, 1, 0, n)  # type: ignore[attr-defined]
-            self._eval(prompt[n:n + d_new + refresh], n, 1, cancel)
-            c.llama_memory_seq_cp(mem, 1, 0, n, n + d_new + refresh)  # type: ignore[attr-defined]
-            self._rm(1, -1, -1)
-            last = len(prompt) - 1
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            self.b.decode([prompt[last]], last, 0)
+            for s, e in gaps:
+                self._fill(prompt, s, e, last=e == len(prompt), cancel=cancel, state=state)
         except Cancelled:
-            self.clear()
+            self.tokens = state
             raise
         self.tokens = list(prompt)
-        return n + keep - refresh
+        return n + sum(size for _, _, size in blocks)
+
+    def _fill(self, prompt: list[int], s: int, e: int, *, last: bool,
+              cancel: threading.Event | None, state: list[int]) -> None:
+        """Evaluate prompt[s:e] in sequence 0, where later cells may already sit."""
+        done = [0]
+        if last:  # nothing after it: append directly
+            try:
+                self._eval(prompt[s:e], s, 0, cancel, done)
+            finally:
+                state[s:s + done[0]] = prompt[s:s + done[0]]
+            return
+        c = self.b._c
+        mem = self.b.memory()
+        self._rm(1, -1, -1)
+        c.llama_memory_seq_cp(mem, 0, 1, 0, s)  # type: ignore[attr-defined]
+        try:
+            self._eval(prompt[s:e], s, 1, cancel, done)
+        finally:
+            c.llama_memory_seq_cp(mem, 1, 0, s, s + done[0])  # type: ignore[attr-defined]
+            self._rm(1, -1, -1)
+            state[s:s + done[0]] = prompt[s:s + done[0]]
+
+
+Block = tuple[int, int, int]
+"""A run of cached tokens to keep: (position in the cache, position in the prompt, length)."""
+
+
+def plan(cached: Sequence[int], prompt: Sequence[int], n: int, min_size: int,
+         refresh: int, *, marks: tuple[int, int] | None = None, window: int = 0,
+         probe: int = 16) -> list[Block]:
+    """Blocks of ``cached`` to move into ``prompt`` after the common prefix ``n``.
+
+    A greedy left-to-right scan: every run of ``probe`` prompt tokens is looked
+    up among the cached ones (after the previous block) and a hit is extended
+    as far as both agree. Linear in the prompt length, so it costs a few
+    milliseconds even when nothing matches.
+
+    ``marks`` are the positions of the cursor marker (the FIM token between
+    prefix and suffix) in the cache and in the prompt. Text that changed sides
+    of it (the cursor moved over it) is not reused: its cached states were
+    computed in the other role. When that happens the ``window`` tokens on each
+    side of the new marker are recomputed as well.
+
+    Blocks are in increasing order in both sequences, at least ``min_size``
+    tokens long after dropping their first ``refresh`` tokens (recomputed), and
+    never include the prompt's last token (its logits are needed).
+    """
+    end_c, end_p = len(cached), len(prompt) - 1
+    if end_c - n < min_size + refresh or end_p - n < min_size + refresh:
+        return []
+    where: dict[tuple[int, ...], list[int]] = {}
+    for j in range(n, end_c - probe + 1):
+        where.setdefault(tuple(cached[j:j + probe]), []).append(j)
+    runs: list[Block] = []
+    i, floor = n, n
+    while i + probe <= end_p:
+        hits = where.get(tuple(prompt[i:i + probe]))
+        j = next((h for h in hits if h >= floor), -1) if hits else -1
+        if j < 0:
+            i += 1
+            continue
+        size = probe
+        while j + size < end_c and i + size < end_p and cached[j + size] == prompt[i + size]:
+            size += 1
+        if size - refresh >= min_size:
+            runs.append((j, i, size))
+            floor = j + size
+        i += size
+    if marks is not None:
+        runs = _same_side(runs, marks, window)
+    return [(old + refresh, new + refresh, size - refresh)
+            for old, new, size in runs if size - refresh >= min_size]
+
+
+def _same_side(runs: list[Block], marks: tuple[int, int], window: int) -> list[Block]:
+    """``runs`` without the tokens that moved across the cursor marker."""
+    mark_c, mark_p = marks
+    pieces: list[Block] = []
+    crossed = False
+    for old, new, size in runs:
+        lo = max(0, min(size, mark_c - old, mark_p - new))   # before the marker in both
+        hi = min(size, max(0, mark_c - old, mark_p - new))   # after it in both from here
+        crossed = crossed or lo < hi
+        pieces += [(old, new, lo), (old + hi, new + hi, size - hi)]
+    if not crossed:
+        return runs
+    out: list[Block] = []
+    for old, new, size in pieces:
+        # Cut [mark_p - window, mark_p + window) out of the piece's prompt range.
+        cut0 = min(size, max(0, mark_p - window - new))
+        cut1 = min(size, max(0, mark_p + window - new))
+        out += [(old, new, cut0), (old + cut1, new + cut1, size - cut1)]
+    return [block for block in out if block[2] > 0]

@@ -1,0 +1,118 @@
+"""The KV cache's block reuse with the real model: cheap, and the same answers.
+
+Each prompt is built by the real engine for a cursor in a real file, as the
+server would after the user moved to another line. The answer computed on the
+reused cache is compared with one computed from an empty cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from prompts.fim import Segment
+from slm_lsp.backends.base import Cancelled
+from slm_lsp.backends.llama import KVCache, LlamaBackend
+from slm_lsp.context import CursorContext
+from slm_lsp.engine import CompletionEngine
+from slm_lsp.settings import CompletionSettings
+from tests.e2e.conftest import model_installed, real_file  # noqa: F401 - fixture
+
+ROWS = (514, 516, 525, 538, 534, 556, 560, 565, 572)
+"""Cursor lines in jinja2/utils.py, in the order visited: down, up, and past the window edges."""
+
+
+def prompt_at(engine: CompletionEngine, text: str, row: int) -> list[Segment]:
+    """The engine's prompt with ``row`` emptied after its indentation and the cursor there."""
+    lines = text.split("\n")
+    indent = len(lines[row]) - len(lines[row].lstrip())
+    lines[row] = lines[row][:indent]
+    prefix = "\n".join(lines[:row + 1])
+    suffix = "\n" + "\n".join(lines[row + 1:])
+    seen: list[list[Segment]] = []
+
+    def capture(prompt: list[Segment], **_: object) -> object:
+        seen.append(prompt)
+        raise Cancelled()
+
+    ctx = CursorContext(uri="file:///x.py", path="utils.py", language="python", prefix=prefix,
+                        suffix=suffix, line=row, character=indent)
+    real = engine.backend.generate
+    engine.backend.generate = capture  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Cancelled):
+            engine.complete(ctx)
+    finally:
+        engine.backend.generate = real  # type: ignore[method-assign]
+    return seen[0]
+
+
+@pytest.fixture(scope="module")
+def backends(model_installed: Path) -> tuple[LlamaBackend, LlamaBackend, LlamaBackend]:  # noqa: F811
+    reuse = LlamaBackend(model_installed, n_threads=2, splice=True)
+    cold = LlamaBackend(model_installed, n_threads=2, splice=False, shared=reuse)
+    plain = LlamaBackend(model_installed, n_threads=2, splice=False, shared=reuse)
+    return reuse, cold, plain
+
+
+def test_cursor_moves_reuse_the_cache_and_answer_like_a_cold_start(
+        backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend]) -> None:
+    """Moved blocks cost no more agreement with a cold start than the common-prefix
+    cache does (evaluating in other batch splits already changes near-ties)."""
+    reuse, cold, plain = backends
+    text = real_file().read_text()
+    engine = CompletionEngine(reuse, CompletionSettings())
+    reuse.kv.clear()
+    plain.kv.clear()
+    same = same_plain = 0
+    for k, row in enumerate(ROWS):
+        prompt = prompt_at(engine, text, row)
+        got = reuse.generate(prompt, max_tokens=3)
+        cold.kv.clear()
+        want = cold.generate(prompt, max_tokens=3)
+        assert want.n_reused == 0
+        if k > 0 and abs(row - ROWS[k - 1]) <= 12:
+            # a nearby line: nearly the whole prompt comes from the cache
+            assert got.n_reused >= 0.85 * got.n_prompt, (row, got.n_reused, got.n_prompt)
+        same += got.text == want.text
+        same_plain += plain.generate(prompt, max_tokens=3).text == want.text
+    assert same >= same_plain - 2, f"{same} of {len(ROWS)} agree with a cold start " \
+        f"(common-prefix cache only: {same_plain})"
+
+
+def test_a_cancelled_rebuild_keeps_a_usable_cache(
+        backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    reuse = backends[0]
+    text = real_file().read_text()
+    engine = CompletionEngine(reuse, CompletionSettings())
+    reuse.kv.clear()
+    reuse.generate(prompt_at(engine, text, 514), max_tokens=1)
+    # A far move at a smaller evaluation step, cancelled after the first decode call.
+    far = prompt_at(engine, text, 556)
+    cancel = threading.Event()
+    real_decode = reuse.decode
+    calls = [0]
+
+    def decode(*args: object, **kwargs: object) -> None:
+        real_decode(*args, **kwargs)  # type: ignore[arg-type]
+        calls[0] += 1
+        cancel.set()
+
+    monkeypatch.setattr(reuse, "decode", decode)
+    monkeypatch.setattr(reuse.kv, "CANCEL_STEP", 16)
+    with pytest.raises(Cancelled):
+        reuse.generate(far, max_tokens=4, cancel=cancel)
+    monkeypatch.undo()
+    assert calls[0] == 1
+    assert KVCache.HOLE in reuse.kv.tokens or len(reuse.kv.tokens) < len(reuse.encode(far))
+    got = reuse.generate(far, max_tokens=12)
+    assert got.n_reused > 0, "the blocks kept before the cancellation are used"
+    assert reuse.kv.tokens == reuse.encode(far), "every hole was filled"
+    again = reuse.generate(far, max_tokens=12)
+    assert again.n_reused == again.n_prompt - 1 and again.text == got.text
+
+
+

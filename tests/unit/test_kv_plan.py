@@ -1,0 +1,88 @@
+"""How the KV cache lines a new prompt up with the cached one (``plan``)."""
+
+from __future__ import annotations
+
+import random
+
+from slm_lsp.backends.llama import KVCache, plan
+
+MIN, REFRESH = KVCache.MIN_SPLICE, KVCache.REFRESH
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b) - 1) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def check(cached: list[int], prompt: list[int]) -> list[tuple[int, int, int]]:
+    """Plan, and assert what every plan must satisfy."""
+    n = common_prefix(cached, prompt)
+    blocks = plan(cached, prompt, n, MIN, REFRESH)
+    last_old = last_new = n
+    for old, new, size in blocks:
+        assert size >= MIN
+        assert old >= last_old and new >= last_new, "blocks must be in order in both"
+        assert cached[old:old + size] == prompt[new:new + size]
+        assert new + size <= len(prompt) - 1, "the last token is always evaluated"
+        last_old, last_new = old + size, new + size
+    return blocks
+
+
+def evaluated(prompt: list[int], n: int, blocks: list[tuple[int, int, int]]) -> int:
+    return len(prompt) - n - sum(size for _, _, size in blocks)
+
+
+def test_typing_before_the_suffix_keeps_the_suffix() -> None:
+    prefix, suffix = list(range(1000, 1400)), list(range(2000, 2300))
+    cached = [1, *prefix, 2, *suffix, 3]
+    prompt = [1, *prefix, 77, 78, 2, *suffix, 3]
+    blocks = check(cached, prompt)
+    assert len(blocks) == 1
+    # Only the typed tokens, the refreshed window and the last token are evaluated.
+    assert evaluated(prompt, common_prefix(cached, prompt), blocks) == 2 + REFRESH + 1
+
+
+def test_moving_the_cursor_down_moves_the_suffix_marker_only() -> None:
+    a, b, s = list(range(1000, 1400)), list(range(5000, 5060)), list(range(2000, 2300))
+    cached = [1, *a, 2, *b, *s, 3]      # cursor between a and b
+    prompt = [1, *a, *b, 2, *s, 3]      # cursor after b
+    blocks = check(cached, prompt)
+    n = common_prefix(cached, prompt)
+    assert [size for _, _, size in blocks] == [len(b) - REFRESH, len(s) - REFRESH]
+    assert evaluated(prompt, n, blocks) == 2 * REFRESH + 1 + 1
+
+
+def test_a_window_that_slides_keeps_the_middle() -> None:
+    head, body, new = list(range(1000, 1100)), list(range(3000, 4000)), list(range(6000, 6050))
+    cached = [1, *head, *body, 3]
+    prompt = [1, *body, *new, 3]
+    blocks = check(cached, prompt)
+    assert len(blocks) == 1 and blocks[0][2] == len(body) - REFRESH
+    assert blocks[0][0] - blocks[0][1] == len(head), "moved left by the dropped head"
+
+
+def test_holes_are_never_reused_and_short_runs_are_evaluated() -> None:
+    body = list(range(3000, 3200))
+    cached = [1, *body[:100], *[KVCache.HOLE] * 50, *body[150:], 3]
+    prompt = [1, 9, *body, 3]
+    blocks = check(cached, prompt)
+    assert all(KVCache.HOLE not in cached[o:o + s] for o, _, s in blocks)
+    assert plan([1, 2, 3], [1, 2, 4, 3], 2, MIN, REFRESH) == []
+
+
+def test_random_edits_always_give_a_valid_plan() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        cached = [rng.randrange(50) for _ in range(rng.randrange(0, 600))]
+        prompt = list(cached)
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(prompt) + 1)
+            if rng.random() < 0.5:
+                del prompt[at:at + rng.randrange(40)]
+            else:
+                prompt[at:at] = [rng.randrange(50) for _ in range(rng.randrange(40))]
+        if len(prompt) < 2:
+            continue
+        check(cached, prompt)
