@@ -205,4 +205,35 @@ def fit_suffix(
             first = first[: len(first) * 3 // 4]
         return first
     aligned = lo - (first_line + lo) % align
-    return "".join(lines[: aligned if aligned > 0 else lo])
+    return "".join(lines[: aligned if 2 * aligned >= lo else lo])
+
+
+def keep_suffix_end(text: str, fresh: str, budget: int, count: Callable[[str], int], *,
+                    first_line: int, previous_end: int | None) -> str:
+    """The suffix ending where the previous one ended, when that is still reasonable.
+
+    ``fresh`` is ``fit_suffix``'s choice. After the cursor moved down a few
+    lines, the previous end is usually still within the budget: keeping it
+    keeps the end of the prompt identical to the cached one, so nothing there
+    needs evaluating. It is kept while it has at least half of ``budget`` in
+    tokens and fits it.
+    ``previous_end`` and the result's end are document lines (the suffix holds
+    lines up to, not including, that line).
+    """
+    if previous_end is None or previous_end <= first_line:
+        return fresh
+    want = previous_end - first_line  # newlines to include
+    cut = -1
+    for _ in range(want):
+        cut = text.find("\n", cut + 1)
+        if cut < 0:
+            return fresh
+    kept = text[:cut + 1]
+    if kept == fresh or not budget <= 2 * count(kept) <= 2 * budget:
+        return fresh
+    return kept
+
+
+def suffix_end(suffix: str, first_line: int) -> int:
+    """The document line just after a suffix that starts on ``first_line``."""
+    return first_line + suffix.count("\n")

@@ -15,7 +15,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from prompts.fim import ContextFile, build_fim_prompt, fit_prefix, fit_suffix
+from prompts.fim import (
+    ContextFile,
+    build_fim_prompt,
+    fit_prefix,
+    fit_suffix,
+    keep_suffix_end,
+    suffix_end,
+)
 
 from .backends.base import BackendError, Cancelled, ModelBackend
 from .context import CursorContext
@@ -135,6 +142,8 @@ class CompletionEngine:
         self.context_tokens = context_tokens
         self.repo_name = repo_name
         self.cache = ResultCache()
+        self._suffix_ends: dict[str, int] = {}
+        """Per document, the line where the last prompt's suffix ended (see keep_suffix_end)."""
 
     def _budgets(self) -> tuple[int, int, int]:
         """Prefix, suffix and context budgets that fit the context window."""
@@ -162,6 +171,11 @@ class CompletionEngine:
         heal = partial_word(ctx.prefix) if self.settings.token_healing else ""
         prefix = fit_prefix(ctx.prefix[: len(ctx.prefix) - len(heal)], pre_budget, count)
         suffix = fit_suffix(ctx.suffix, suf_budget, count, first_line=ctx.line)
+        suffix = keep_suffix_end(ctx.suffix, suffix, suf_budget, count, first_line=ctx.line,
+                                 previous_end=self._suffix_ends.get(ctx.uri))
+        if len(self._suffix_ends) > 256:
+            self._suffix_ends.clear()
+        self._suffix_ends[ctx.uri] = suffix_end(suffix, ctx.line)
         t1 = time.perf_counter()
         context: Sequence[ContextFile] = ()
         if self.retriever is not None and ctx_budget > 0:

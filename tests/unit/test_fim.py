@@ -109,3 +109,22 @@ def test_fit_suffix_ends_on_an_aligned_document_line_that_stays_put():
         assert end_line % 16 == 0
         ends.add(end_line)
     assert len(ends) == 1  # the end of the prompt did not move
+
+
+def test_the_suffix_keeps_its_end_while_the_cursor_moves_down_a_little() -> None:
+    from prompts.fim import keep_suffix_end, suffix_end
+
+    row = 100
+    text = "\n" + "\n".join(f"line {i} = {i}" for i in range(row + 1, 300))
+    fresh = text[:text.index("line 121")]  # 20 newlines: ends before document line 121
+
+    def kept(previous: int | None, budget: int = 300) -> str:
+        return keep_suffix_end(text, fresh, budget, len, first_line=row, previous_end=previous)
+
+    assert suffix_end(fresh, row) == 121
+    assert suffix_end(kept(116), row) == 116, "the previous end is kept"
+    assert fresh.startswith(kept(116))
+    assert kept(105) == fresh, "under half the budget now: a fresh cut"
+    assert kept(None) == fresh and kept(row) == fresh
+    assert kept(140, budget=len(fresh) + 5) == fresh, "never over the budget"
+    assert suffix_end(kept(140, budget=1000), row) == 140
