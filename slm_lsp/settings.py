@@ -33,7 +33,7 @@ class ModelSettings:
     batch_size: int = 512
     """Prompt tokens evaluated per batch."""
     kv_splice: bool = True
-    """Keep cached model state after an edit inside the prompt (typing before the suffix)."""
+    """Reuse cached model state for text that moved in the prompt (typing, cursor moves)."""
 
 
 @dataclass(frozen=True)
