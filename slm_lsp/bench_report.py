@@ -329,6 +329,7 @@ def render(doc: dict[str, Any]) -> str:
                 f"{_pair(lat['first_p50'], lat['first_p95'])} | "
                 f"{_pair(lat['typing_p50'], lat['typing_p95'])} | "
                 f"{_pct(lat.get('typing_fast_fraction'))} | {saved} |")
+    lines += _moves_section(repos, names)
     lines += ["", "## Server process", "",
               "Resident memory (VmRSS) at the end of each arm's last quality session, its peak "
               "(VmHWM), and CPU used while idle (3 s sampled after the last request settled).",
@@ -349,6 +350,55 @@ def render(doc: dict[str, Any]) -> str:
                 f"{leak_text} |")
     lines += _setup(doc) + _method()
     return "\n".join(lines) + "\n"
+
+
+NEAR_LINES = 20
+"""A move to a new line at most this far counts as nearby in the report."""
+
+
+def first_line_moves(typing: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each first request at a new line of an open file, with how far the cursor moved.
+
+    ``typing`` is one arm's raw typing replay; the previous typed line of the same
+    file is where the cursor came from.
+    """
+    firsts = {s["target"]: s for s in typing.get("samples", []) if s.get("k") == 0}
+    moves: list[dict[str, Any]] = []
+    last: dict[str, int] = {}
+    for line in typing.get("lines", []):
+        path, _, row_text = line["target"].rpartition(":")
+        row = int(row_text)
+        sample = firsts.get(line["target"])
+        if line["first"] == "first_line" and path in last and sample is not None:
+            moves.append({"path": path, "from": last[path], "to": row,
+                          "lines": abs(row - last[path]),
+                          "ms": sample["ms"] if sample["status"] == "ok" else None})
+        last[path] = row
+    return moves
+
+
+def _moves_section(repos: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """The first-at-line requests one by one, with the distance the cursor moved."""
+    rows: list[str] = []
+    near: dict[str, list[float]] = {}
+    for name in names:
+        for arm, typing in repos[name].get("raw", {}).get("typing", {}).items():
+            for move in first_line_moves(typing):
+                rows.append(f"| {name} | {arm} | {move['path']} | {move['from'] + 1} -> "
+                            f"{move['to'] + 1} | {move['lines']} | {_dur(move['ms'])} |")
+                if move["ms"] is not None and move["lines"] <= NEAR_LINES:
+                    near.setdefault(arm, []).append(move["ms"])
+    if not rows:
+        return []
+    summary = "; ".join(f"{arm} {_dur(percentile(ms, 0.5))} (n={len(ms)})"
+                        for arm, ms in near.items()) or "none in this run"
+    return ["", "### First request at a new line, by distance", "",
+            "The cursor came from the previous typed line of the same file (1-based "
+            "lines). The cost grows with the distance: text the cursor moved over is "
+            "evaluated again, the rest of the cached prompt is reused. p50 of moves of at "
+            f"most {NEAR_LINES} lines: {summary}.", "",
+            "| repo | arm | file | lines | moved | first request |",
+            "| --- | --- | --- | --- | ---: | ---: |", *rows]
 
 
 def _boot_params(doc: dict[str, Any]) -> str:

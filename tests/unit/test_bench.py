@@ -472,3 +472,22 @@ async def test_paced_typing_cancels_requests_overtaken_by_keystrokes():
     assert {s["status"] for s in samples} <= {"cancelled", "stale"}
     assert len(server.cancelled) == sum(1 for s in samples if s["status"] == "cancelled") > 0
     assert line["saved"] == 0
+
+
+def test_first_line_moves_measure_the_distance_from_the_previous_typed_line() -> None:
+    from slm_lsp.bench_report import first_line_moves
+
+    typing = {
+        "lines": [{"target": "a.py:10", "first": "first_file"},
+                  {"target": "a.py:14", "first": "first_line"},
+                  {"target": "b.py:3", "first": "first_file"},
+                  {"target": "a.py:90", "first": "first_line"}],
+        "samples": [{"target": "a.py:10", "k": 0, "status": "ok", "ms": 9000.0},
+                    {"target": "a.py:14", "k": 0, "status": "ok", "ms": 700.0},
+                    {"target": "a.py:14", "k": 1, "status": "ok", "ms": 2.0},
+                    {"target": "b.py:3", "k": 0, "status": "ok", "ms": 8000.0},
+                    {"target": "a.py:90", "k": 0, "status": "error", "ms": None}],
+    }
+    moves = first_line_moves(typing)
+    assert [(m["from"], m["to"], m["lines"], m["ms"]) for m in moves] == [
+        (10, 14, 4, 700.0), (14, 90, 76, None)]
