@@ -510,7 +510,7 @@ class KVCache:
 
     WINDOW = 32
     """Tokens on each side of the cursor marker recomputed after the cursor moved
-    (see ``plan``)."""
+    over cached text (see ``plan``)."""
 
     def sync(self, prompt: list[int], cancel: threading.Event | None = None,
              mark: int | None = None) -> int:
@@ -619,10 +619,13 @@ def plan(cached: Sequence[int], prompt: Sequence[int], n: int, min_size: int,
     milliseconds even when nothing matches.
 
     ``marks`` are the positions of the cursor marker (the FIM token between
-    prefix and suffix) in the cache and in the prompt. Text that changed sides
-    of it (the cursor moved over it) is not reused: its cached states were
-    computed in the other role. When that happens the ``window`` tokens on each
-    side of the new marker are recomputed as well.
+    prefix and suffix) in the cache and in the prompt. When cached text moved
+    across it (the cursor moved over that text), the ``window`` tokens on each
+    side of the new marker are recomputed: the model reads them most, and
+    their cached states were computed with the cursor elsewhere. Recomputing
+    all the text the cursor moved over instead cost 0.3-0.5 s more per move
+    (jinja2/compiler.py, moves of 15 lines) without answering more like a cold
+    start (8 of 10 first 8 tokens the same, against 10 of 10 with the window).
 
     Blocks are in increasing order in both sequences, at least ``min_size``
     tokens long after dropping their first ``refresh`` tokens (recomputed), and
@@ -650,26 +653,23 @@ def plan(cached: Sequence[int], prompt: Sequence[int], n: int, min_size: int,
             floor = j + size
         i += size
     if marks is not None:
-        runs = _same_side(runs, marks, window)
+        runs = _around_cursor(runs, marks, window)
     return [(old + refresh, new + refresh, size - refresh)
             for old, new, size in runs if size - refresh >= min_size]
 
 
-def _same_side(runs: list[Block], marks: tuple[int, int], window: int) -> list[Block]:
-    """``runs`` without the tokens that moved across the cursor marker."""
+def _around_cursor(runs: list[Block], marks: tuple[int, int], window: int) -> list[Block]:
+    """``runs`` without the ``window`` tokens on each side of the new cursor marker,
+    when some cached text moved across the marker (the cursor moved over it)."""
     mark_c, mark_p = marks
-    pieces: list[Block] = []
-    crossed = False
-    for old, new, size in runs:
-        lo = max(0, min(size, mark_c - old, mark_p - new))   # before the marker in both
-        hi = min(size, max(0, mark_c - old, mark_p - new))   # after it in both from here
-        crossed = crossed or lo < hi
-        pieces += [(old, new, lo), (old + hi, new + hi, size - hi)]
+    crossed = any((old < mark_c) != (new < mark_p)
+                  or (old + size - 1 < mark_c) != (new + size - 1 < mark_p)
+                  for old, new, size in runs)
     if not crossed:
         return runs
     out: list[Block] = []
-    for old, new, size in pieces:
-        # Cut [mark_p - window, mark_p + window) out of the piece's prompt range.
+    for old, new, size in runs:
+        # Cut [mark_p - window, mark_p + window) out of the run's prompt range.
         cut0 = min(size, max(0, mark_p - window - new))
         cut1 = min(size, max(0, mark_p + window - new))
         out += [(old, new, cut0), (old + cut1, new + cut1, size - cut1)]

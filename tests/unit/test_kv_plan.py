@@ -86,3 +86,23 @@ def test_random_edits_always_give_a_valid_plan() -> None:
         if len(prompt) < 2:
             continue
         check(cached, prompt)
+
+
+def test_after_a_cursor_move_the_tokens_around_the_cursor_are_recomputed() -> None:
+    a, b, s = list(range(1000, 1400)), list(range(5000, 5100)), list(range(2000, 2300))
+    cached = [1, *a, 2, *b, *s, 3]      # marker (2) before b
+    prompt = [1, *a, *b, 2, *s, 3]      # the cursor moved over b
+    mark_c, mark_p = 1 + len(a), 1 + len(a) + len(b)
+    n = common_prefix(cached, prompt)
+    window = KVCache.WINDOW
+    blocks = plan(cached, prompt, n, MIN, REFRESH, marks=(mark_c, mark_p), window=window)
+    for old, new, size in blocks:
+        assert cached[old:old + size] == prompt[new:new + size]
+        assert new + size <= mark_p - window or new >= mark_p + window
+    kept = sum(size for _, _, size in blocks)
+    assert kept >= len(b) + len(s) - 2 * window - 2 * REFRESH
+    # Typing (nothing crossed the marker): no window, only the refresh.
+    typed = [1, *a, 77, 2, *b, *s, 3]
+    blocks = plan(cached, typed, common_prefix(cached, typed), MIN, REFRESH,
+                  marks=(mark_c, mark_c + 1), window=window)
+    assert blocks == [(mark_c + REFRESH, mark_c + 1 + REFRESH, len(b) + len(s) + 1 - REFRESH)]
