@@ -576,7 +576,7 @@ class KVCache:
         try:
             for s, e in gaps:
                 self._fill(prompt, s, e, last=e == len(prompt), cancel=cancel, state=state)
-        except Cancelled:
+        except BaseException:  # cancelled or failed: record which cells exist now
             self.tokens = state
             raise
         self.tokens = list(prompt)
