@@ -561,12 +561,11 @@ class KVCache:
         for old, new, size in reversed(blocks):
             if new > old:
                 c.llama_memory_seq_add(mem, 0, old, old + size, new - old)  # type: ignore[attr-defined]
-        state = [self.HOLE] * len(prompt)
+        state = [self.HOLE] * len(prompt)  # which cells exist, as tokens are evaluated
         state[:n] = prompt[:n]
-        for _, new, size in blocks:
-            state[new:new + size] = prompt[new:new + size]
         gaps, start = [], n
         for _, new, size in blocks:
+            state[new:new + size] = prompt[new:new + size]
             if new > start:
                 gaps.append((start, new))
             start = new + size

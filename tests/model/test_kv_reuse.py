@@ -113,6 +113,3 @@ def test_a_cancelled_rebuild_keeps_a_usable_cache(
     assert reuse.kv.tokens == reuse.encode(far), "every hole was filled"
     again = reuse.generate(far, max_tokens=12)
     assert again.n_reused == again.n_prompt - 1 and again.text == got.text
-
-
-
