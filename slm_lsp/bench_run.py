@@ -45,23 +45,16 @@ from .bench_targets import (
     source_files,
     typing_subset,
 )
+from .features.index import SAVE_DEBOUNCE_S
 
 PROJECT = Path(__file__).resolve().parents[1]
 BENCH_DIR = PROJECT / ".bench"
 
 
-def _close_settle() -> float:
-    """After closing a document in an indexing server, wait this long before reopening it:
-    the server re-reads a closed file from disk `SAVE_DEBOUNCE_S` after `didClose` (it is
-    absent in the copy, so nothing is indexed); an open buffer then would be indexed instead."""
-    try:
-        from .features.index import SAVE_DEBOUNCE_S
-    except ImportError:
-        return 0.5
-    return float(SAVE_DEBOUNCE_S) + 0.3
-
-
-CLOSE_SETTLE_S = _close_settle()
+CLOSE_SETTLE_S = float(SAVE_DEBOUNCE_S) + 0.3
+"""After closing a document in an indexing server, wait this long before reopening it:
+the server re-reads a closed file from disk `SAVE_DEBOUNCE_S` after `didClose` (it is
+absent in the copy, so nothing is indexed); an open buffer then would be indexed instead."""
 EMBEDDER_WAIT_S = 180.0
 """How long a retrieval session waits for the embedder before its first task."""
 WARMUP_TEXT = "import os\n\n\ndef home_directory():\n    return os.pa"
