@@ -100,17 +100,21 @@ class ResultCache:
             self._entries.clear()
 
 
-_WORD_TAIL = re.compile(r"[A-Za-z0-9_]{1,48}$")
+_HEAL_TAIL = re.compile(r"(?:\r?\n[ \t]{0,200}|[ \t]{0,200})[A-Za-z0-9_]{0,48}$")
 
 
-def partial_word(prefix: str) -> str:
-    """The identifier characters right before the cursor.
+def heal_text(prefix: str) -> str:
+    """The end of the text before the cursor that the model regenerates (token healing).
 
-    They are left out of the prompt and the model must regenerate them (token
-    healing): a prompt that ends inside a word makes the model start a new one,
-    and keeping the prompt fixed while a word is typed keeps it cached.
+    That is the partly typed identifier plus the blanks before it, and when
+    nothing but indentation precedes it on the line, the line break as well.
+    Code tokenizers glue a space to the word after it and a line's indentation
+    to its line break, so a prompt cut inside a word, after a space or after
+    an indentation is a split the model never saw: it starts a new word, or
+    indents once more (measured on the benchmark's whole-line tasks). Keeping
+    the prompt fixed while a word is typed also keeps it cached.
     """
-    match = _WORD_TAIL.search(prefix[-64:])
+    match = _HEAL_TAIL.search(prefix[-256:])
     return match.group(0) if match else ""
 
 
@@ -168,7 +172,7 @@ class CompletionEngine:
         shape = decide_shape(ctx, self.settings.max_lines)
         pre_budget, suf_budget, ctx_budget = self._budgets()
         count = self.backend.count_tokens
-        heal = partial_word(ctx.prefix) if self.settings.token_healing else ""
+        heal = heal_text(ctx.prefix) if self.settings.token_healing else ""
         prefix = fit_prefix(ctx.prefix[: len(ctx.prefix) - len(heal)], pre_budget, count)
         suffix = fit_suffix(ctx.suffix, suf_budget, count, first_line=ctx.line)
         suffix = keep_suffix_end(ctx.suffix, suffix, suf_budget, count, first_line=ctx.line,

@@ -55,9 +55,7 @@ class FakeBackend:
         self.prompts.append(text)
         self.forced.append(forced)
         full = self._reply(text)
-        if forced:
-            if not full.startswith(forced):
-                return Generation("", n_prompt=len(text))
+        if full.startswith(forced):  # a reply that spells out the healed text
             full = full[len(forced):]
         out = ""
         for n, ch in enumerate(full[:max_tokens]):

@@ -105,21 +105,36 @@ def test_every_family_builds_a_prompt():
 
 
 def test_partly_typed_word_is_healed_not_left_in_the_prompt():
-    backend = FakeBackend("compute(a, b)")
+    backend = FakeBackend(" compute(a, b)")
     engine = CompletionEngine(backend, CompletionSettings())
     out = engine.complete(ctx_at("x = comp|\n"))
-    assert backend.forced == ["comp"]
-    assert "<|fim_prefix|>x = <|fim_suffix|>" in backend.prompts[-1]
+    assert backend.forced == [" comp"]
+    assert "<|fim_prefix|>x =<|fim_suffix|>" in backend.prompts[-1]
     assert out.text == "ute(a, b)"
 
 
-def test_partial_word_detection():
-    from slm_lsp.engine import partial_word
+def test_indentation_of_a_new_line_is_healed_with_its_line_break():
+    backend = FakeBackend("return 1")
+    engine = CompletionEngine(backend, CompletionSettings())
+    out = engine.complete(ctx_at("def f():\n    |\n"))
+    assert backend.forced == ["\n    "]
+    assert "<|fim_prefix|>def f():<|fim_suffix|>" in backend.prompts[-1]
+    assert out.text == "return 1"
 
-    assert partial_word("    self.comp") == "comp"
-    assert partial_word("x = ") == ""
-    assert partial_word("foo(") == ""
-    assert partial_word("value_2") == "value_2"
+
+def test_heal_text_covers_the_word_and_the_blanks_before_it():
+    from slm_lsp.engine import heal_text
+
+    assert heal_text("    self.comp") == "comp"
+    assert heal_text("x = ") == " "
+    assert heal_text("x = comp") == " comp"
+    assert heal_text("foo(") == ""
+    assert heal_text("value_2") == "value_2"
+    assert heal_text("if x:\n        ret") == "\n        ret"
+    assert heal_text("if x:\r\n\t") == "\r\n\t"
+    assert heal_text("a\n\n") == "\n"
+    assert heal_text("") == ""
+    assert heal_text(" " * 5000) == " " * 200  # bounded, however long the blank run
 
 
 def test_token_healing_can_be_switched_off():
