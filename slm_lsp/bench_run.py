@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -119,8 +118,6 @@ def pending_reason(arm: Arm) -> str | None:
     missing = [key for key in arm.requires if key not in known]
     if missing:
         return f"the server has no setting {', '.join(missing)} yet"
-    if arm.index and importlib.util.find_spec("slm_lsp.features.index") is None:
-        return "the server has no index feature (slm_lsp.features.index) yet"
     return None
 
 

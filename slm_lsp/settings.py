@@ -53,7 +53,7 @@ class CompletionSettings:
     timeout_ms: int = 8000
     """Give up on a suggestion after this long and return nothing."""
     token_healing: bool = True
-    """Let the model regenerate a partly typed word, and the blanks or indentation before it, instead of continuing after them."""
+    """Let the model regenerate a partly typed word and the blanks or indentation before it."""
 
 
 @dataclass(frozen=True)
