@@ -344,6 +344,13 @@ class BenchServer:
         future.add_done_callback(arrived)
         return pending
 
+    def cursor(self, rel: str, row: int, column: int) -> None:
+        """`slm/cursor`: where the cursor came to rest, as the editor integrations report it."""
+        doc = self.docs[rel]
+        self.client.protocol.notify("slm/cursor", {
+            "textDocument": {"uri": doc.uri},
+            "position": {"line": row, "character": utf16_column(doc.lines[row], column)}})
+
     def cancel(self, msg_id: str) -> None:
         """`$/cancelRequest` for a request the editor no longer wants."""
         self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))

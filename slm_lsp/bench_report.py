@@ -310,6 +310,8 @@ def render(doc: dict[str, Any]) -> str:
               + ("the next keystroke waits for the answer. "
                  if not options.get("pace_ms") else
                  f"one keystroke every {options['pace_ms']} ms, stale requests cancelled. ")
+              + (f"Before each line the cursor was reported there (`slm/cursor`) and the "
+                 f"replay paused {options['think_ms']} ms. " if options.get("think_ms") else "")
               + "p50 / p95. *First on file*: the first request in a newly opened "
               "file; *first at line*: the first request at a new line of a file already open "
               "(the line was emptied, then typed). *Fast*: typing answers under "

@@ -143,6 +143,8 @@ class Options:
     debounce_ms: int = 50
     pace_ms: int = 0
     """0: the next keystroke waits for the answer; else one keystroke every `pace_ms`."""
+    think_ms: int = 0
+    """Before typing a line: report the cursor there (`slm/cursor`) and wait this long."""
     model_path: str | None = None
     home: Path = BENCH_DIR / "home"
     """SLM_LSP_HOME of the servers: the indexes of the repository copies live here."""
@@ -335,6 +337,9 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
     """
     code = target.code
     server.show(target.path, masked_document(text, target, target.indent), target.language)
+    if opts.think_ms:  # the user looks at the line before typing; the editor reports the cursor
+        server.cursor(target.path, target.line, target.indent)
+        await asyncio.sleep(opts.think_ms / 1000)
     samples: list[dict[str, Any]] = []
     shown: list[str | None] = []
     pace = opts.pace_ms / 1000

@@ -27,6 +27,8 @@ T = TypeVar("T")
 
 BACKGROUND_PREFIX = "slm-explain:"
 """Request keys of background-priority work (explanations); all others are completions."""
+WARMUP_KEY = "slm-warmup:"
+"""Request key of the one cursor warm-up (features/prewarm.py); any request cancels it."""
 
 
 class SlmServer(LanguageServer):
@@ -104,10 +106,23 @@ class SlmServer(LanguageServer):
             self._inflight[key] = event
         return event
 
+    def request_running(self, key: str) -> bool:
+        """True while work registered under ``key`` (a document URI for completions) runs."""
+        with self._inflight_lock:
+            return key in self._inflight
+
     def completion_running(self) -> bool:
         """True while a completion is being computed (keys of completions are document URIs)."""
         with self._inflight_lock:
-            return any(":" in key and not key.startswith(BACKGROUND_PREFIX) for key in self._inflight)
+            return any(":" in key and not key.startswith((BACKGROUND_PREFIX, WARMUP_KEY))
+                       for key in self._inflight)
+
+    def cancel_warmup(self) -> None:
+        """Stop the cursor warm-up, if one runs: a request from the user comes first."""
+        with self._inflight_lock:
+            event = self._inflight.pop(WARMUP_KEY, None)
+        if event is not None:
+            event.set()
 
     def yield_to_completions(self, max_wait: float = 30.0, cancel: threading.Event | None = None) -> None:
         """Block a background thread while completions run (at most ``max_wait`` seconds).

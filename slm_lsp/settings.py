@@ -52,6 +52,8 @@ class CompletionSettings:
     """Budget for the text after the cursor."""
     timeout_ms: int = 8000
     """Give up on a suggestion after this long and return nothing."""
+    warm_on_cursor: bool = True
+    """Prepare the suggestion where the cursor comes to rest (editors send `slm/cursor`)."""
     token_healing: bool = True
     """Let the model regenerate a partly typed word and the blanks or indentation before it."""
 

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 def register_all(server: SlmServer) -> None:
     """Register every feature's handlers on ``server``."""
-    from . import code_actions, completion, hover, index, inline_completion, lifecycle
+    from . import code_actions, completion, hover, index, inline_completion, lifecycle, prewarm
 
-    for module in (lifecycle, inline_completion, completion, index, hover, code_actions):
+    for module in (lifecycle, inline_completion, completion, prewarm, index, hover,
+                   code_actions):
         module.register(server)

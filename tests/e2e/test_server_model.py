@@ -137,6 +137,31 @@ async def test_newer_request_supersedes_older_one(client: LanguageClient):
         await first
 
 
+async def test_a_reported_cursor_is_ready_when_typing_starts_there(client: LanguageClient):
+    """`slm/cursor` at a line far from the last suggestion: the warm-up evaluates the prompt
+    there, so the first request at that line does not wait for it."""
+    path = real_file()
+    lines = path.read_text().split("\n")
+    uri = path.with_name("warm.py").as_uri()
+    open_doc(client, uri, "\n".join(lines))
+    near, far = 200, 640  # ~440 lines apart: the two prompts share nothing
+    start = time.monotonic()
+    await client.text_document_inline_completion_async(inline_params(uri, near, len(lines[near])))
+    cold = time.monotonic() - start
+    client.protocol.notify("slm/cursor", {"textDocument": {"uri": uri},
+                                          "position": {"line": far, "character": len(lines[far])}})
+    client.protocol.notify("slm/cursor", {"textDocument": {"uri": uri}})  # malformed: ignored
+    await asyncio.sleep(max(5.0, 2 * cold))  # the user reads before typing
+    start = time.monotonic()
+    result = await client.text_document_inline_completion_async(
+        inline_params(uri, far, len(lines[far])))
+    warm = time.monotonic() - start
+    print(f"first request at a far line: {cold:.2f} s cold, {warm:.2f} s after slm/cursor")
+    assert result is not None
+    assert warm < cold / 4, (cold, warm)
+    assert client._server.returncode is None
+
+
 async def test_unknown_document_and_bad_position_are_clear_errors(client: LanguageClient):
     with pytest.raises(Exception, match="not open"):
         await client.text_document_inline_completion_async(

@@ -30,6 +30,7 @@ state: dict[str, Any] = {
     "executed": [],
     "inlineRequests": [],
     "completionRequests": 0,
+    "cursor": [],
 }
 documents: dict[str, list[str]] = {}
 pending: dict[int, str] = {}
@@ -125,6 +126,8 @@ def handle(message: dict[str, Any]) -> bool:
             documents[params["textDocument"]["uri"]] = change["text"].split("\n")
     elif method == "workspace/didChangeConfiguration":
         state["didChangeConfiguration"].append(params.get("settings"))
+    elif method == "slm/cursor":
+        state["cursor"].append(params)
     elif method == "textDocument/inlineCompletion":
         state["inlineRequests"].append(params.get("context"))
         send({"id": msg_id, "result": {"items": inline_items(params)}})

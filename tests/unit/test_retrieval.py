@@ -312,6 +312,9 @@ def test_feature_builds_in_the_background_and_answers_searches(workspace: Path) 
     assert feature.retriever.index is feature.index and feature.watcher is not None
     assert "shop/tax.py" in feature.files() and ".env" not in feature.files()
     assert feature.search("tax rate of a country", k=1)[0].chunk.path == "shop/tax.py"
+    deadline = time.monotonic() + 5  # `ready` is set just before the status goes back
+    while server.statuses[-1][0] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert server.statuses[0][0] == "indexing" and server.statuses[-1] == ("ready", "model ready")
     cache = feature.index.cache_dir
     feature.on_shutdown()

@@ -10,6 +10,9 @@ import { ServerState, StatusParams, parseStatus, presentStatus } from './status'
 export const STATUS_NOTIFICATION = 'slm/status';
 export const DID_CHANGE_CONFIGURATION = 'workspace/didChangeConfiguration';
 export const EXECUTE_COMMAND = 'workspace/executeCommand';
+export const CURSOR_NOTIFICATION = 'slm/cursor';
+/** How long the cursor must rest before the server is told to prepare a suggestion there. */
+export const CURSOR_REST_MS = 400;
 
 export const COMMANDS = {
   toggleSuggestions: 'slm.toggleSuggestions',
@@ -63,8 +66,9 @@ export class Controller {
   private state: ServerState = 'stopped';
   private message = '';
   private stopping = false;
+  private cursorTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly host: Host) {}
+  constructor(private readonly host: Host, private readonly cursorRestMs = CURSOR_REST_MS) {}
 
   get currentState(): { state: ServerState; message: string } {
     return { state: this.state, message: this.message };
@@ -133,6 +137,10 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    if (this.cursorTimer !== undefined) {
+      clearTimeout(this.cursorTimer);
+      this.cursorTimer = undefined;
+    }
     const client = this.client;
     this.client = undefined;
     if (client) {
@@ -174,6 +182,24 @@ export class Controller {
     if (impact.status) {
       this.render();
     }
+  }
+
+  /**
+   * The cursor moved (not by typing) in a document the server sees. Once it rests for
+   * `cursorRestMs`, the server gets `slm/cursor` and computes the suggestion there, so the
+   * first keystroke after a jump finds the prompt already evaluated.
+   */
+  onCursorMoved(uri: string, line: number, character: number): void {
+    if (this.cursorTimer !== undefined) {
+      clearTimeout(this.cursorTimer);
+    }
+    this.cursorTimer = setTimeout(() => {
+      this.cursorTimer = undefined;
+      if (this.client && (this.state === 'ready' || this.state === 'indexing') && this.automatic()) {
+        this.client.sendNotification(CURSOR_NOTIFICATION, { textDocument: { uri }, position: { line, character } })
+          .catch((err) => this.host.log(`${CURSOR_NOTIFICATION}: ${String(err)}`));
+      }
+    }, this.cursorRestMs);
   }
 
   async toggleSuggestions(): Promise<boolean> {

@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { COMMANDS, Controller } from './controller';
+import { restingCursor } from './cursor';
 import { VscodeHost } from './vscodeHost';
 
 let controller: Controller | undefined;
@@ -16,6 +17,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand(COMMANDS.installModel, () => ctl.installModel()),
     vscode.commands.registerCommand(COMMANDS.restart, () => ctl.restart()),
     vscode.workspace.onDidChangeConfiguration((event) => ctl.onConfigurationChanged((key) => event.affectsConfiguration(key))),
+    vscode.window.onDidChangeTextEditorSelection((event) => {
+      const where = restingCursor(event);
+      if (where) {
+        ctl.onCursorMoved(where.uri, where.line, where.character);
+      }
+    }),
   );
   await ctl.start();
 }

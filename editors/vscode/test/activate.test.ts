@@ -16,6 +16,7 @@ interface FakeState {
   errors: string[];
   terminals: unknown[];
   updates: [string, unknown][];
+  selectionListeners: ((event: unknown) => void)[];
 }
 
 function makeVscode(state: FakeState): unknown {
@@ -53,6 +54,10 @@ function makeVscode(state: FakeState): unknown {
         return { show() {}, dispose() {} };
       },
       onDidCloseTerminal: () => disposable,
+      onDidChangeTextEditorSelection: (listener: (event: unknown) => void) => {
+        state.selectionListeners.push(listener);
+        return disposable;
+      },
     },
     workspace: {
       workspaceFolders: undefined,
@@ -119,6 +124,7 @@ function freshState(config: Record<string, unknown>): FakeState {
     errors: [],
     terminals: [],
     updates: [],
+    selectionListeners: [],
   };
 }
 
@@ -134,6 +140,11 @@ test('the bundle activates, registers its commands and shows the status item', a
   assert.match(String(state.status.tooltip), /disabled/);
   await state.commands.get(COMMANDS.toggleSuggestions)!();
   assert.deepEqual(state.updates, [['slm.automaticSuggestions', false]]);
+  assert.equal(state.selectionListeners.length, 1, 'cursor moves are watched (slm/cursor)');
+  state.selectionListeners[0]({  // no server runs: nothing to report to, and no error
+    selections: [{ isEmpty: true, active: { line: 3, character: 0 } }],
+    textEditor: { document: { uri: { scheme: 'file', toString: () => 'file:///a.py' } } },
+  });
   for (const d of context.subscriptions) {
     d.dispose();
   }

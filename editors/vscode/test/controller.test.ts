@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import {
-  COMMANDS, ClientHandle, ClientHooks, Controller, DID_CHANGE_CONFIGURATION, EXECUTE_COMMAND, Host,
+  COMMANDS, CURSOR_NOTIFICATION, ClientHandle, ClientHooks, Controller, DID_CHANGE_CONFIGURATION, EXECUTE_COMMAND, Host,
   STATUS_NOTIFICATION,
 } from '../src/controller';
 import { ServerCommand } from '../src/serverCommand';
@@ -264,4 +264,28 @@ test('show log opens the output channel', () => {
   new Controller(host).showLog();
   assert.equal(host.logShown, 1);
   assert.ok(Object.values(COMMANDS).every((c) => c.startsWith('slm.')));
+});
+
+test('a resting cursor is reported once with slm/cursor, only when the model is ready', async () => {
+  const host = new FakeHost();
+  const ctl = new Controller(host, 20);
+  await ctl.start();
+  ctl.onCursorMoved('file:///proj/a.py', 3, 1);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.deepEqual(host.client.notifications, [], 'nothing while the model loads');
+  host.client.emit(STATUS_NOTIFICATION, { state: 'ready', message: '' });
+  ctl.onCursorMoved('file:///proj/a.py', 3, 1);
+  ctl.onCursorMoved('file:///proj/a.py', 40, 8);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.deepEqual(host.client.notifications, [
+    [CURSOR_NOTIFICATION, { textDocument: { uri: 'file:///proj/a.py' }, position: { line: 40, character: 8 } }],
+  ]);
+  await ctl.toggleSuggestions();  // automatic suggestions off: no warming either
+  ctl.onCursorMoved('file:///proj/a.py', 7, 0);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(host.client.notifications.length, 1);
+  ctl.onCursorMoved('file:///proj/a.py', 9, 0);
+  await ctl.stop();  // a pending report is dropped with the client
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(host.client.notifications.length, 1);
 });

@@ -98,6 +98,21 @@ T.test('slm/status reaches the statusline', function()
   end, 5000, 'status ready')
 end)
 
+T.test('a cursor resting in Normal mode is reported with slm/cursor', function()
+  T.feed('gg', 50)
+  T.feed('2j$', 50)
+  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
+  local s = T.wait(function()
+    local st = state()
+    return #st.cursor > 0 and st
+  end, 5000, 'slm/cursor')
+  T.eq(#s.cursor, 1, 'one report for the moves in quick succession')
+  T.eq(s.cursor[1], {
+    textDocument = { uri = vim.uri_from_bufnr(buf) },
+    position = { line = row - 1, character = col },
+  })
+end)
+
 T.test('update() sends workspace/didChangeConfiguration', function()
   slm.update({ cmd = cmd, inline = { mode = mode, debounce_ms = 30 }, completion = { maxTokens = 5 } })
   local s = T.wait(function()

@@ -342,6 +342,16 @@ function M.cancel(client, id)
   end
 end
 
+---@param client vim.lsp.Client
+---@param method string
+---@param params table
+local function notify(client, method, params)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return client:notify(method, params)
+  end
+  return client.notify(method, params)
+end
+
 --- Sends the current `slm` settings to running clients (`workspace/didChangeConfiguration`).
 ---@param opts? slm_lsp.Options new options (merged over the defaults), or nil to resend
 function M.update(opts)
@@ -354,11 +364,7 @@ function M.update(opts)
   local settings = { slm = M.slm_settings() }
   for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
     client.settings = settings
-    if vim.fn.has('nvim-0.11') == 1 then
-      client:notify('workspace/didChangeConfiguration', { settings = settings })
-    else
-      client.notify('workspace/didChangeConfiguration', { settings = settings })
-    end
+    notify(client, 'workspace/didChangeConfiguration', { settings = settings })
   end
 end
 
@@ -387,6 +393,41 @@ local function set_keymaps(bufnr)
   map('trigger', M.trigger, false)
 end
 
+--- How long the cursor must rest in Normal mode before the server is told where it is.
+M.CURSOR_REST_MS = 400
+
+---@param bufnr integer
+local function cursor_group(bufnr)
+  return 'slm_lsp.cursor.' .. bufnr
+end
+
+--- Reports where the cursor comes to rest (`slm/cursor`) so the server computes the
+--- suggestion there before the first keystroke: after a jump to a far line the prompt
+--- would otherwise be evaluated from scratch. Insert-mode typing asks for suggestions
+--- itself, so only Normal-mode moves and entering Insert mode are reported.
+---@param client vim.lsp.Client
+---@param bufnr integer
+local function report_cursor(client, bufnr)
+  local group = vim.api.nvim_create_augroup(cursor_group(bufnr), { clear = true })
+  local generation = 0
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'InsertEnter' }, {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      generation = generation + 1
+      local mine = generation
+      vim.defer_fn(function()
+        local inline = M.options.inline or {}
+        if mine ~= generation or attached[bufnr] ~= client.id or inline.auto_trigger == false
+          or vim.api.nvim_get_current_buf() ~= bufnr then
+          return
+        end
+        notify(client, 'slm/cursor', vim.lsp.util.make_position_params(0, client.offset_encoding))
+      end, M.CURSOR_REST_MS)
+    end,
+  })
+end
+
 --- Called when the server attaches to a buffer: turns on inline completion and keymaps.
 ---@param client vim.lsp.Client
 ---@param bufnr integer
@@ -401,6 +442,7 @@ function M.attach(client, bufnr)
     callback = function(args)
       if args.data and args.data.client_id == client.id then
         attached[bufnr] = nil
+        pcall(vim.api.nvim_del_augroup_by_name, cursor_group(bufnr))
         local b = backends[bufnr]
         backends[bufnr] = nil
         if b then
@@ -417,6 +459,7 @@ function M.attach(client, bufnr)
   backends[bufnr] = b
   b.attach(bufnr, client, M.options.inline or {})
   set_keymaps(bufnr)
+  report_cursor(client, bufnr)
 end
 
 --- Accepts the whole suggestion. Returns false when there is none.
