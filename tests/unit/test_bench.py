@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,9 @@ class FakeServer:
     def cancel(self, msg_id: str) -> None:
         self.cancelled.append(msg_id)
 
+    def cursor(self, rel: str, row: int, column: int) -> None:
+        self.events.append(("cursor", (row, column)))
+
 
 class FakePending(Pending):
     def answer(self) -> Answer:
@@ -284,6 +288,26 @@ async def test_typing_replay_types_the_line_and_counts_saved_characters():
            [target.indent + k for k in range(len(code))]
     assert line == {"target": target.key, "first": "first_file", "chars": len(code),
                     "saved": len(code) - 2}
+
+
+async def test_think_time_reports_the_cursor_then_pauses_before_the_first_keystroke():
+    target = _target()
+    for think_ms in (0, 150):
+        server = FakeServer([])
+        start = time.monotonic()
+        await replay_line(server, target, SOURCE, "first_line",  # type: ignore[arg-type]
+                          Options(debounce_ms=0, think_ms=think_ms))
+        kinds = [e[0] for e in server.events]
+        if think_ms:
+            assert time.monotonic() - start >= 0.15
+            assert kinds[:3] == ["show", "cursor", "request"]
+            assert server.events[1][1] == (target.line, target.indent)
+        else:
+            assert "cursor" not in kinds
+    doc = _doc(load=0.1, targets=100)
+    doc["options"]["think_ms"] = 3000
+    assert "the replay paused 3000 ms" in bench_report.render(doc)
+    assert "the replay paused" not in bench_report.render(_doc(load=0.1, targets=100))
 
 
 def test_incremental_edits_reproduce_the_document(tmp_path: Path):
