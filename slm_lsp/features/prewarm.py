@@ -20,10 +20,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from ..backends.base import BackendError, Cancelled
-from ..convert import cursor_context
 from ..server import WARMUP_KEY
+from ._common import context_at
 
 if TYPE_CHECKING:
     from ..server import SlmServer
@@ -54,13 +55,9 @@ def register(server: SlmServer) -> None:
         await asyncio.sleep(SETTLE_S)
         if latest[0] is not token or ls.request_running(uri):
             return  # the cursor moved on, or a request there is doing the work already
-        doc = ls.workspace.text_documents.get(uri)
-        if doc is None:
-            log.debug("%s: %s is not open", CURSOR_NOTIFICATION, uri)
-            return
         try:
-            ctx = cursor_context(doc, position, ls.root)
-        except ValueError as exc:
+            ctx = context_at(ls, uri, position, invoked=False)
+        except JsonRpcInvalidParams as exc:  # not open, or the position is outside it
             log.debug("%s: %s", CURSOR_NOTIFICATION, exc)
             return
         try:
