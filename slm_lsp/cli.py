@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -40,6 +41,25 @@ def _protect_stdout() -> Any:
     return protocol_out
 
 
+def tcp_address(spec: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` as (host, port); the host defaults to this machine only."""
+    host, _, port = spec.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"  # [::1]:2087 names an IPv6 host
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT with a port from 1 to 65535, "
+                                         f"got {spec!r}")
+    return host, int(port)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the language server on stdio (default) or TCP."""
     _setup_logging(args.log_level, args.log_file)
@@ -47,8 +67,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     server = build_server()
     if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
+        host, port = args.tcp
+        if not _loopback(host):
+            log.warning("listening on %s: any machine that reaches this port can read completions "
+                        "and search results from your repository", host)
+        log.info("slm-lsp %s serving on tcp %s:%d (pid %d)", __version__, host, port, os.getpid())
+        try:
+            server.start_tcp(host, port)
+        except OSError as exc:  # port taken, unknown host, no permission
+            log.error("cannot listen on %s:%d: %s", host, port, exc)
+            return 1
         return 0
     protocol_out = _protect_stdout()
     log.info("slm-lsp %s serving on stdio (pid %d)", __version__, os.getpid())
@@ -176,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the language server (stdio by default)")
-    p.add_argument("--tcp", metavar="[HOST:]PORT", help="listen on TCP instead of stdio")
+    p.add_argument("--tcp", metavar="[HOST:]PORT", type=tcp_address,
+                   help="listen on TCP instead of stdio (host default 127.0.0.1)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-file", help="log here instead of stderr")
     p.set_defaults(func=cmd_serve)
@@ -200,18 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p)
     p.set_defaults(func=cmd_doctor)
 
+    from .bench import add_bench_parser
+    from .cli_explain import add_explain_parser
+    from .cli_index import add_index_parsers
     from .cli_model import add_model_parser
+    from .demo import add_demo_parser
 
-    add_model_parser(sub)
-    for module, adder in (("cli_index", "add_index_parsers"), ("cli_explain", "add_explain_parser"),
-                          ("bench", "add_bench_parser"), ("demo", "add_demo_parser")):
-        try:
-            mod = __import__(f"slm_lsp.{module}", fromlist=[adder])
-        except ImportError as exc:
-            if exc.name != f"slm_lsp.{module}":
-                raise
-            continue
-        getattr(mod, adder)(sub)
+    for add in (add_model_parser, add_index_parsers, add_explain_parser, add_bench_parser,
+                add_demo_parser):
+        add(sub)
     return parser
 
 
