@@ -114,16 +114,11 @@ class YieldingEvent(threading.Event):
         return self._inner.wait(timeout)
 
 
-def completion_running(ls: SlmServer) -> bool:
-    """True while a completion request is in flight on any document."""
-    return ls.completion_running()
-
-
 async def run_explainer(ls: SlmServer, key: str, fn: Callable[[threading.Event, float], T]) -> T:
     """Run ``fn(cancel, budget_s)`` off the loop; `$/cancelRequest` or a newer request on
     ``key`` stops it at the next token (JSON-RPC RequestCancelled)."""
     def work(cancel: threading.Event) -> T:
-        return fn(YieldingEvent(cancel, lambda: completion_running(ls)), BUDGET_S)
+        return fn(YieldingEvent(cancel, ls.completion_running), BUDGET_S)
 
     ls.cancel_warmup()
     try:

@@ -9,7 +9,7 @@ from lsprotocol import types
 
 from slm_lsp.explain import Explanation
 from slm_lsp.features.code_actions import _selected_lines, _wanted
-from slm_lsp.features.hover import KEY_PREFIX, YieldingEvent, _footer, completion_running
+from slm_lsp.features.hover import KEY_PREFIX, YieldingEvent, _footer
 
 
 def test_yielding_event_pauses_while_busy_and_still_reports_cancel():
@@ -30,14 +30,14 @@ def test_completion_running_ignores_our_own_requests():
     from slm_lsp.server import SlmServer
 
     ls = SlmServer(factory=lambda settings: None)  # no model is loaded in this test
-    assert not completion_running(ls)
+    assert not ls.completion_running()
     hover = ls.supersede(f"{KEY_PREFIX}hover:file:///a.py")
-    assert not completion_running(ls)
+    assert not ls.completion_running()
     completion = ls.supersede("file:///a.py")
-    assert completion_running(ls)
+    assert ls.completion_running()
     ls.finished("file:///a.py", completion)
     ls.finished(f"{KEY_PREFIX}hover:file:///a.py", hover)
-    assert not completion_running(ls)
+    assert not ls.completion_running()
 
 
 def test_background_work_waits_for_a_running_completion():

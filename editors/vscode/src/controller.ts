@@ -137,10 +137,7 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
-    if (this.cursorTimer !== undefined) {
-      clearTimeout(this.cursorTimer);
-      this.cursorTimer = undefined;
-    }
+    this.forgetCursor();
     const client = this.client;
     this.client = undefined;
     if (client) {
@@ -190,9 +187,7 @@ export class Controller {
    * first keystroke after a jump finds the prompt already evaluated.
    */
   onCursorMoved(uri: string, line: number, character: number): void {
-    if (this.cursorTimer !== undefined) {
-      clearTimeout(this.cursorTimer);
-    }
+    this.forgetCursor();
     this.cursorTimer = setTimeout(() => {
       this.cursorTimer = undefined;
       if (this.client && (this.state === 'ready' || this.state === 'indexing') && this.automatic()) {
@@ -200,6 +195,13 @@ export class Controller {
           .catch((err) => this.host.log(`${CURSOR_NOTIFICATION}: ${String(err)}`));
       }
     }, this.cursorRestMs);
+  }
+
+  private forgetCursor(): void {
+    if (this.cursorTimer !== undefined) {
+      clearTimeout(this.cursorTimer);
+      this.cursorTimer = undefined;
+    }
   }
 
   async toggleSuggestions(): Promise<boolean> {
