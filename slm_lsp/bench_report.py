@@ -256,6 +256,44 @@ def _pair(a: float | None, b: float | None) -> str:
     return f"{_dur(a)} / {_dur(b)}"
 
 
+def outside_split(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any] | None:
+    """Exact match of ``arm`` on the tasks that need a name from another file and on the
+    rest (see `bench_targets.outside_names`); None if the tasks were not annotated."""
+    rows = [t for t in tasks if arm in t.get("arms", {})]
+    if not rows or any("outside_names" not in t for t in rows):
+        return None
+    need = [t["arms"][arm]["exact"] for t in rows if t["outside_names"]]
+    rest = [t["arms"][arm]["exact"] for t in rows if not t["outside_names"]]
+    return {"n": len(rows), "outside_n": len(need), "outside_exact": _rate(need),
+            "rest_n": len(rest), "rest_exact": _rate(rest)}
+
+
+def _outside_section(repos: dict[str, Any], names: list[str]) -> list[str]:
+    sections = [(n, list(repos[n].get("raw", {}).get("tasks", {}).values())) for n in names]
+    if len(sections) > 1:
+        sections.append(("**total**", [t for _, tasks in sections for t in tasks]))
+    rows = []
+    for name, tasks in sections:
+        arms = dict.fromkeys(arm for t in tasks for arm in t.get("arms", {}))
+        for arm in arms:
+            split = outside_split(tasks, arm)
+            if split is None:
+                return []
+            rows.append(f"| {name} | {arm} | {split['outside_n']}/{split['n']} | "
+                        f"{_pct(split['outside_exact'])} | {split['rest_n']} | "
+                        f"{_pct(split['rest_exact'])} |")
+    if not rows:
+        return []
+    return ["", "### Where repository context can help", "",
+            "A task *needs another file* when its answer uses a name that is not a keyword "
+            "or builtin, does not occur in the text of its own file that the default prompt "
+            "holds (1,536 tokens before the cursor, 256 after the line, counted at 4.4 "
+            "characters per token), and occurs in another file of the repository. Retrieved "
+            "chunks never come from the target file, so only these tasks can gain from them.",
+            "", "| repo | arm | tasks needing another file | exact match there | other tasks "
+            "| exact match there |", "| --- | --- | ---: | ---: | ---: | ---: |", *rows]
+
+
 def render(doc: dict[str, Any]) -> str:
     """BENCHMARKS.md from a results document (as written by `slm-lsp bench`)."""
     repos: dict[str, Any] = doc["repos"]
@@ -304,6 +342,7 @@ def render(doc: dict[str, Any]) -> str:
         else:
             lines.append(f"| {name} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
                          f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
+    lines += _outside_section(repos, names)
     lines += ["", "## Latency: typing replay", "",
               "Lines typed one character at a time with incremental `didChange`, an inline "
               f"completion request {options.get('debounce_ms', 50)} ms after each keystroke; "

@@ -38,13 +38,16 @@ from .bench_targets import (
     chars_saved,
     edit_similarity,
     exact_match,
+    file_names,
     masked_document,
+    outside_names,
     read_source,
     select_targets,
     source_files,
     typing_subset,
 )
 from .features.index import SAVE_DEBOUNCE_S
+from .settings import CompletionSettings
 
 PROJECT = Path(__file__).resolve().parents[1]
 BENCH_DIR = PROJECT / ".bench"
@@ -461,7 +464,32 @@ async def run_repo(repo: Repo, opts: Options) -> dict[str, Any]:
                 "target": target.key, "task": task, "truth": target.truth(task),
                 "arms": {arm: recs[key] for arm, recs in records.items() if key in recs},
             }
+    annotate_outside(result, texts)
     return result
+
+
+def annotate_outside(raw: dict[str, Any], texts: dict[str, str]) -> None:
+    """Record on each task the names its answer needs from other files (`outside_names`),
+    for the default prompt budgets."""
+    names = file_names(texts)
+    defaults = CompletionSettings()
+    targets = {target.key: target for target in (Target(**t) for t in raw["targets"])}
+    for task in raw["tasks"].values():
+        target = targets[task["target"]]
+        task["outside_names"] = outside_names(target, task["task"], texts, names,
+                                              defaults.max_prefix_tokens,
+                                              defaults.max_suffix_tokens)
+
+
+def annotate_missing(doc: dict[str, Any]) -> None:
+    """Add `outside_names` to the tasks of a results file written before it existed,
+    from the repositories' sources when they are still on disk."""
+    for entry in doc.get("repos", {}).values():
+        raw = entry.get("raw", {})
+        tasks = raw.get("tasks", {})
+        root = Path(entry["repo"]["root"])
+        if any("outside_names" not in t for t in tasks.values()) and root.is_dir():
+            annotate_outside(raw, load_sources(root))
 
 
 async def run_arm(repo: Repo, arm: Arm, targets: Sequence[Target], typed: Sequence[Target],

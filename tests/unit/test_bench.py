@@ -30,10 +30,12 @@ from slm_lsp.bench_targets import (
     chars_saved,
     edit_similarity,
     exact_match,
+    file_names,
     leaks,
     levenshtein,
     make_target,
     masked_document,
+    outside_names,
     percentile,
     select_targets,
     typing_subset,
@@ -515,3 +517,45 @@ def test_first_line_moves_measure_the_distance_from_the_previous_typed_line() ->
     moves = first_line_moves(typing)
     assert [(m["from"], m["to"], m["lines"], m["ms"]) for m in moves] == [
         (10, 14, 4, 700.0), (14, 90, 76, None)]
+
+
+def test_outside_names_are_the_answers_names_only_other_files_have():
+    helper = "def fetch_rows(db):\n    return list(db.rows[:len(db.rows)])\n"
+    body = "\n".join(f"    filler_{i} = {i}" for i in range(40))
+    main = f"def run(db):\n{body}\n    rows = fetch_rows(db) + len(local_name)\n    return rows\n"
+    files = {"main.py": main, "helper.py": helper}
+    row = main.split("\n").index("    rows = fetch_rows(db) + len(local_name)")
+    target = make_target("main.py", row, main.split("\n")[row], "python", 0)
+    names = file_names(files)
+    # The prompt's window reaches the top of the file: fetch_rows is only in helper.py;
+    # len is a builtin, rows and db are in the window, local_name is in no other file.
+    assert outside_names(target, "whole_line", files, names, 1536, 256) == ["fetch_rows"]
+    files["main.py"] = "x = fetch_rows\n" + main
+    names = file_names(files)
+    target = make_target("main.py", row + 1, target.text, "python", 0)
+    assert outside_names(target, "whole_line", files, names, 1536, 256) == []
+    # ...unless the window is too short to reach that first line (40 lines of filler);
+    # then rows and db, which helper.py has too, are missing from it as well.
+    assert outside_names(target, "whole_line", files, names, 20, 0) == ["rows", "fetch_rows", "db"]
+    # A rest-of-line task after the name has nothing left to find.
+    late = Target("main.py", row + 1, target.text, 4, target.text.index("+"), "python")
+    assert outside_names(late, "rest_of_line", files, names, 1536, 256) == []
+
+
+def test_report_splits_exact_match_by_whether_another_file_is_needed():
+    doc = _doc(0.1, 100)
+    raw = _raw("alpha", {"no_retrieval": [True, False, False, False],
+                         "retrieval": [True, True, False, True]})
+    for key, task in raw["tasks"].items():
+        task["outside_names"] = ["helper"] if key.startswith(("f.py:2#", "f.py:4#")) else []
+    split = bench_report.outside_split(list(raw["tasks"].values()), "retrieval")
+    assert split == {"n": 8, "outside_n": 4, "outside_exact": 1.0, "rest_n": 4,
+                     "rest_exact": 0.5}
+    assert bench_report.outside_split(list(raw["tasks"].values()), "psm_plain") is None
+    doc["repos"] = {"alpha": {**doc["repos"]["alpha"], "raw": {"tasks": raw["tasks"]}}}
+    text = bench_report.render(doc)
+    assert "### Where repository context can help" in text
+    assert "| alpha | no_retrieval | 4/8 | 0.0% | 4 | 50.0% |" in text
+    assert "| alpha | retrieval | 4/8 | 100.0% | 4 | 50.0% |" in text
+    del raw["tasks"]["f.py:1#whole_line"]["outside_names"]  # an older results file
+    assert "Where repository context can help" not in bench_report.render(doc)
