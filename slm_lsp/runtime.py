@@ -142,6 +142,11 @@ class ModelHost:
             old.backend.close()
         self._set_state("ready", f"model {backend.name} ready")
 
+    @property
+    def settled(self) -> bool:
+        """False while a model is loading; True once it is ready or has failed."""
+        return self._ready.is_set()
+
     def engine(self, timeout: float | None = None) -> CompletionEngine:
         """The ready engine; raises ``BackendError`` with the reason when there is none."""
         if not self._ready.wait(timeout):

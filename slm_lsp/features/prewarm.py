@@ -7,7 +7,8 @@ The editors send this notification once the cursor has rested for a moment;
 after a short delay the server runs the normal completion for that position as a
 low-priority request of its own: any completion or hover request cancels it, and what
 it evaluated so far stays in the KV cache for the next prompt to use. One warm-up
-runs at a time; a newer position replaces an older one.
+runs at a time; a newer position replaces an older one. A position reported while
+the model loads (the file the editor opened with) is warmed once it has loaded.
 
 Params: ``{"textDocument": {"uri": ...}, "position": {"line": .., "character": ..}}``.
 Bad params or a closed document are logged and ignored: a notification has no reply.
@@ -35,6 +36,8 @@ CURSOR_NOTIFICATION = "slm/cursor"
 SETTLE_S = 0.25
 """Wait this long after a notification; a newer one or a request for the document
 in the meantime makes it moot."""
+LOAD_POLL_S = 0.2
+"""While the model loads, how often a pending warm-up looks whether it can start."""
 
 
 def register(server: SlmServer) -> None:
@@ -53,6 +56,8 @@ def register(server: SlmServer) -> None:
         uri, position = where
         token = latest[0] = object()
         await asyncio.sleep(SETTLE_S)
+        while not ls.host.settled and latest[0] is token:
+            await asyncio.sleep(LOAD_POLL_S)
         if latest[0] is not token or ls.request_running(uri):
             return  # the cursor moved on, or a request there is doing the work already
         try:

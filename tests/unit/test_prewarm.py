@@ -114,3 +114,58 @@ def test_a_completion_request_cancels_the_warm_up_at_once():
     text, seconds, still_warming = asyncio.run(scenario())
     assert text == "x" and seconds < 1.0 and not still_warming
     assert ls.host.engine().cache.get(BEFORE, "\n") is None
+
+
+def test_a_cursor_reported_while_the_model_loads_is_warmed_once_it_has_loaded():
+    import threading
+
+    from pygls.workspace import Workspace
+
+    from slm_lsp.backends.base import BackendError
+
+    backend = FakeBackend("return b")
+    gate = threading.Event()
+
+    def slow_load(_settings: Any) -> FakeBackend:
+        if not gate.wait(10):
+            raise BackendError("the test never let the model load")
+        return backend
+
+    ls = build_server(factory=slow_load)
+    ls.protocol._workspace = Workspace(None)  # type: ignore[attr-defined]
+    ls.workspace.put_text_document(
+        types.TextDocumentItem(uri=URI, language_id="python", version=1, text=TEXT))
+    loading = ls.host.configure(ls.settings, force=True)
+    assert loading is not None and not ls.host.settled
+
+    async def scenario() -> None:
+        early = asyncio.ensure_future(handler(ls)(cursor(line=0, character=0)))
+        await asyncio.sleep(prewarm.SETTLE_S + 2 * prewarm.LOAD_POLL_S)
+        late = asyncio.ensure_future(handler(ls)(cursor()))  # replaces the first position
+        await asyncio.sleep(prewarm.SETTLE_S + 2 * prewarm.LOAD_POLL_S)
+        assert not early.done() or backend.prompts == []
+        assert not late.done(), "the warm-up waits for the model"
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(early, late), 5)
+
+    asyncio.run(scenario())
+    loading.join()
+    assert len(backend.prompts) == 1 and "def g(b):<|fim_suffix|>" in backend.prompts[0]
+
+
+def test_a_cursor_reported_while_the_model_fails_to_load_is_dropped():
+    from pygls.workspace import Workspace
+
+    from slm_lsp.backends.base import BackendError
+
+    def broken(_settings: Any) -> FakeBackend:
+        time.sleep(0.5)
+        raise BackendError("no such model")
+
+    ls = build_server(factory=broken)
+    ls.protocol._workspace = Workspace(None)  # type: ignore[attr-defined]
+    ls.workspace.put_text_document(
+        types.TextDocumentItem(uri=URI, language_id="python", version=1, text=TEXT))
+    ls.host.configure(ls.settings, force=True)
+    asyncio.run(asyncio.wait_for(handler(ls)(cursor()), 5))  # returns once the load failed
+    assert ls.host.settled and ls.host.state == "error"

@@ -61,6 +61,9 @@ export interface Host {
   openSettings(query: string): void;
 }
 
+/** Server states in which `slm/cursor` is worth sending. */
+const WARMABLE: ReadonlySet<ServerState> = new Set(['loading', 'ready', 'indexing']);
+
 export class Controller {
   private client: ClientHandle | undefined;
   private state: ServerState = 'stopped';
@@ -182,15 +185,16 @@ export class Controller {
   }
 
   /**
-   * The cursor moved (not by typing) in a document the server sees. Once it rests for
-   * `cursorRestMs`, the server gets `slm/cursor` and computes the suggestion there, so the
-   * first keystroke after a jump finds the prompt already evaluated.
+   * The cursor moved (not by typing) in a document the server sees, or an editor was
+   * opened or brought to the front. Once it rests for `cursorRestMs`, the server gets
+   * `slm/cursor` and computes the suggestion there (after the model has loaded, when it
+   * is still loading), so the first keystroke after a jump finds the prompt evaluated.
    */
   onCursorMoved(uri: string, line: number, character: number): void {
     this.forgetCursor();
     this.cursorTimer = setTimeout(() => {
       this.cursorTimer = undefined;
-      if (this.client && (this.state === 'ready' || this.state === 'indexing') && this.automatic()) {
+      if (this.client && WARMABLE.has(this.state) && this.automatic()) {
         this.client.sendNotification(CURSOR_NOTIFICATION, { textDocument: { uri }, position: { line, character } })
           .catch((err) => this.host.log(`${CURSOR_NOTIFICATION}: ${String(err)}`));
       }

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { COMMANDS, Controller } from './controller';
-import { restingCursor } from './cursor';
+import { SelectionChange, restingCursor } from './cursor';
 import { VscodeHost } from './vscodeHost';
 
 let controller: Controller | undefined;
@@ -17,14 +17,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand(COMMANDS.installModel, () => ctl.installModel()),
     vscode.commands.registerCommand(COMMANDS.restart, () => ctl.restart()),
     vscode.workspace.onDidChangeConfiguration((event) => ctl.onConfigurationChanged((key) => event.affectsConfiguration(key))),
-    vscode.window.onDidChangeTextEditorSelection((event) => {
-      const where = restingCursor(event);
-      if (where) {
-        ctl.onCursorMoved(where.uri, where.line, where.character);
+    vscode.window.onDidChangeTextEditorSelection((event) => cursorAt(ctl, event)),
+    vscode.window.onDidChangeActiveTextEditor((editor) => {
+      if (editor) {
+        cursorAt(ctl, { selections: editor.selections, textEditor: editor });
       }
     }),
   );
   await ctl.start();
+  const editor = vscode.window.activeTextEditor;
+  if (editor) {  // the server warms it once the model has loaded
+    cursorAt(ctl, { selections: editor.selections, textEditor: editor });
+  }
+}
+
+function cursorAt(ctl: Controller, change: SelectionChange): void {
+  const where = restingCursor(change);
+  if (where) {
+    ctl.onCursorMoved(where.uri, where.line, where.character);
+  }
 }
 
 export async function deactivate(): Promise<void> {

@@ -17,6 +17,8 @@ interface FakeState {
   terminals: unknown[];
   updates: [string, unknown][];
   selectionListeners: ((event: unknown) => void)[];
+  editorListeners: ((editor: unknown) => void)[];
+  activeEditor: unknown;
 }
 
 function makeVscode(state: FakeState): unknown {
@@ -58,6 +60,11 @@ function makeVscode(state: FakeState): unknown {
         state.selectionListeners.push(listener);
         return disposable;
       },
+      onDidChangeActiveTextEditor: (listener: (editor: unknown) => void) => {
+        state.editorListeners.push(listener);
+        return disposable;
+      },
+      get activeTextEditor() { return state.activeEditor; },
     },
     workspace: {
       workspaceFolders: undefined,
@@ -125,6 +132,11 @@ function freshState(config: Record<string, unknown>): FakeState {
     terminals: [],
     updates: [],
     selectionListeners: [],
+    editorListeners: [],
+    activeEditor: {
+      selections: [{ isEmpty: true, active: { line: 1, character: 0 } }],
+      document: { uri: { scheme: 'file', toString: () => 'file:///open.py' } },
+    },
   };
 }
 
@@ -145,6 +157,9 @@ test('the bundle activates, registers its commands and shows the status item', a
     selections: [{ isEmpty: true, active: { line: 3, character: 0 } }],
     textEditor: { document: { uri: { scheme: 'file', toString: () => 'file:///a.py' } } },
   });
+  assert.equal(state.editorListeners.length, 1, 'switching editors is watched too');
+  state.editorListeners[0](state.activeEditor);
+  state.editorListeners[0](undefined);  // all editors closed
   for (const d of context.subscriptions) {
     d.dispose();
   }

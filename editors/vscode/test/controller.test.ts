@@ -266,26 +266,33 @@ test('show log opens the output channel', () => {
   assert.ok(Object.values(COMMANDS).every((c) => c.startsWith('slm.')));
 });
 
-test('a resting cursor is reported once with slm/cursor, only when the model is ready', async () => {
+test('a resting cursor is reported once with slm/cursor, while the model loads or is ready', async () => {
   const host = new FakeHost();
   const ctl = new Controller(host, 20);
+  const at = (line: number, character: number) =>
+    [CURSOR_NOTIFICATION, { textDocument: { uri: 'file:///proj/a.py' }, position: { line, character } }];
+  ctl.onCursorMoved('file:///proj/a.py', 1, 0);
+  await new Promise((resolve) => setTimeout(resolve, 60));  // no server yet: dropped
   await ctl.start();
   ctl.onCursorMoved('file:///proj/a.py', 3, 1);
   await new Promise((resolve) => setTimeout(resolve, 60));
-  assert.deepEqual(host.client.notifications, [], 'nothing while the model loads');
+  assert.deepEqual(host.client.notifications, [at(3, 1)], 'the server warms it after loading');
   host.client.emit(STATUS_NOTIFICATION, { state: 'ready', message: '' });
   ctl.onCursorMoved('file:///proj/a.py', 3, 1);
   ctl.onCursorMoved('file:///proj/a.py', 40, 8);
   await new Promise((resolve) => setTimeout(resolve, 60));
-  assert.deepEqual(host.client.notifications, [
-    [CURSOR_NOTIFICATION, { textDocument: { uri: 'file:///proj/a.py' }, position: { line: 40, character: 8 } }],
-  ]);
+  assert.deepEqual(host.client.notifications, [at(3, 1), at(40, 8)]);
+  host.client.emit(STATUS_NOTIFICATION, { state: 'error', message: 'no model' });
+  ctl.onCursorMoved('file:///proj/a.py', 5, 0);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(host.client.notifications.length, 2, 'nothing to warm without a model');
+  host.client.emit(STATUS_NOTIFICATION, { state: 'ready', message: '' });
   await ctl.toggleSuggestions();  // automatic suggestions off: no warming either
   ctl.onCursorMoved('file:///proj/a.py', 7, 0);
   await new Promise((resolve) => setTimeout(resolve, 60));
-  assert.equal(host.client.notifications.length, 1);
+  assert.equal(host.client.notifications.length, 2);
   ctl.onCursorMoved('file:///proj/a.py', 9, 0);
   await ctl.stop();  // a pending report is dropped with the client
   await new Promise((resolve) => setTimeout(resolve, 60));
-  assert.equal(host.client.notifications.length, 1);
+  assert.equal(host.client.notifications.length, 2);
 });

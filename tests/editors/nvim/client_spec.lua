@@ -98,16 +98,24 @@ T.test('slm/status reaches the statusline', function()
   end, 5000, 'status ready')
 end)
 
+T.test('the cursor of a buffer is reported with slm/cursor when the server attaches', function()
+  local s = T.wait(function()
+    local st = state()
+    return #st.cursor > 0 and st
+  end, 5000, 'slm/cursor')
+  T.eq(s.cursor[1], { textDocument = { uri = vim.uri_from_bufnr(buf) }, position = { line = 0, character = 0 } })
+end)
+
 T.test('a cursor resting in Normal mode is reported with slm/cursor', function()
   T.feed('gg', 50)
   T.feed('2j$', 50)
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local s = T.wait(function()
     local st = state()
-    return #st.cursor > 0 and st
+    return #st.cursor > 1 and st
   end, 5000, 'slm/cursor')
-  T.eq(#s.cursor, 1, 'one report for the moves in quick succession')
-  T.eq(s.cursor[1], {
+  T.eq(#s.cursor, 2, 'one report for the moves in quick succession')
+  T.eq(s.cursor[2], {
     textDocument = { uri = vim.uri_from_bufnr(buf) },
     position = { line = row - 1, character = col },
   })

@@ -404,28 +404,32 @@ end
 --- Reports where the cursor comes to rest (`slm/cursor`) so the server computes the
 --- suggestion there before the first keystroke: after a jump to a far line the prompt
 --- would otherwise be evaluated from scratch. Insert-mode typing asks for suggestions
---- itself, so only Normal-mode moves and entering Insert mode are reported.
+--- itself, so only Normal-mode moves, entering Insert mode and entering the buffer are
+--- reported, and the cursor of a buffer when the server attaches (while the model still
+--- loads, the server keeps it until it can).
 ---@param client vim.lsp.Client
 ---@param bufnr integer
 local function report_cursor(client, bufnr)
   local group = vim.api.nvim_create_augroup(cursor_group(bufnr), { clear = true })
   local generation = 0
-  vim.api.nvim_create_autocmd({ 'CursorMoved', 'InsertEnter' }, {
+  local function rested()
+    generation = generation + 1
+    local mine = generation
+    vim.defer_fn(function()
+      local inline = M.options.inline or {}
+      if mine ~= generation or attached[bufnr] ~= client.id or inline.auto_trigger == false
+        or vim.api.nvim_get_current_buf() ~= bufnr then
+        return
+      end
+      notify(client, 'slm/cursor', vim.lsp.util.make_position_params(0, client.offset_encoding))
+    end, M.CURSOR_REST_MS)
+  end
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'InsertEnter', 'BufEnter' }, {
     group = group,
     buffer = bufnr,
-    callback = function()
-      generation = generation + 1
-      local mine = generation
-      vim.defer_fn(function()
-        local inline = M.options.inline or {}
-        if mine ~= generation or attached[bufnr] ~= client.id or inline.auto_trigger == false
-          or vim.api.nvim_get_current_buf() ~= bufnr then
-          return
-        end
-        notify(client, 'slm/cursor', vim.lsp.util.make_position_params(0, client.offset_encoding))
-      end, M.CURSOR_REST_MS)
-    end,
+    callback = rested,
   })
+  rested()
 end
 
 --- Called when the server attaches to a buffer: turns on inline completion and keymaps.
