@@ -21,13 +21,19 @@ BEFORE = TEXT[:-1]
 """The text before the cursor of `cursor()` (line 5, character 4)."""
 
 
-def server(backend: FakeBackend) -> SlmServer:
-    ls = build_server(factory=lambda _settings: backend)
+def with_document(factory: Any) -> SlmServer:
+    """A server with the document at URI open; its model is not loaded yet."""
     from pygls.workspace import Workspace
 
+    ls = build_server(factory=factory)
     ls.protocol._workspace = Workspace(None)  # type: ignore[attr-defined]
     ls.workspace.put_text_document(
         types.TextDocumentItem(uri=URI, language_id="python", version=1, text=TEXT))
+    return ls
+
+
+def server(backend: FakeBackend) -> SlmServer:
+    ls = with_document(lambda _settings: backend)
     ls.host.configure(ls.settings, force=True).join()  # type: ignore[union-attr]
     return ls
 
@@ -119,8 +125,6 @@ def test_a_completion_request_cancels_the_warm_up_at_once():
 def test_a_cursor_reported_while_the_model_loads_is_warmed_once_it_has_loaded():
     import threading
 
-    from pygls.workspace import Workspace
-
     from slm_lsp.backends.base import BackendError
 
     backend = FakeBackend("return b")
@@ -131,10 +135,7 @@ def test_a_cursor_reported_while_the_model_loads_is_warmed_once_it_has_loaded():
             raise BackendError("the test never let the model load")
         return backend
 
-    ls = build_server(factory=slow_load)
-    ls.protocol._workspace = Workspace(None)  # type: ignore[attr-defined]
-    ls.workspace.put_text_document(
-        types.TextDocumentItem(uri=URI, language_id="python", version=1, text=TEXT))
+    ls = with_document(slow_load)
     loading = ls.host.configure(ls.settings, force=True)
     assert loading is not None and not ls.host.settled
 
@@ -154,18 +155,13 @@ def test_a_cursor_reported_while_the_model_loads_is_warmed_once_it_has_loaded():
 
 
 def test_a_cursor_reported_while_the_model_fails_to_load_is_dropped():
-    from pygls.workspace import Workspace
-
     from slm_lsp.backends.base import BackendError
 
     def broken(_settings: Any) -> FakeBackend:
         time.sleep(0.5)
         raise BackendError("no such model")
 
-    ls = build_server(factory=broken)
-    ls.protocol._workspace = Workspace(None)  # type: ignore[attr-defined]
-    ls.workspace.put_text_document(
-        types.TextDocumentItem(uri=URI, language_id="python", version=1, text=TEXT))
+    ls = with_document(broken)
     ls.host.configure(ls.settings, force=True)
     asyncio.run(asyncio.wait_for(handler(ls)(cursor()), 5))  # returns once the load failed
     assert ls.host.settled and ls.host.state == "error"
