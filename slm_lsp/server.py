@@ -90,9 +90,9 @@ class SlmServer(LanguageServer):
         self.call_soon(self.protocol.notify, "slm/status", {"state": state, "message": message})
 
     def _on_model_state(self, state: str, message: str) -> None:
-        self.status(state, message)
-        if state == "error":
+        if state == "error":  # before the status: a client that sees the state has the message
             self.show(message, types.MessageType.Error)
+        self.status(state, message)
 
     # -- requests ---------------------------------------------------------------------
 

@@ -140,6 +140,8 @@ def document_language(ls: SlmServer, uri: str) -> tuple[str, str, str | None]:
 def _footer(result: Explanation, model: str) -> str:
     if result.text:
         how = "cached" if result.source == "cache" else f"{result.ms / 1000:.1f} s"
+        if result.timed_out:
+            how += " · cut short by the time budget"
         return f"{result.text}\n\n*slm-lsp · {model} · {how}*"
     if result.problem:
         return f"*No explanation: {result.problem}*"

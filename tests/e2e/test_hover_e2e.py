@@ -110,6 +110,7 @@ async def test_hover_on_a_call_gives_definition_and_explanation(client: Language
     assert "def _load_template(self, name: str" in header
     assert explanation.strip() and not explanation.startswith("*No explanation"), value
     assert result.range is not None and result.range.start.line == pos.line
+    TIMINGS["first hover complete"] = "cut short by the time budget" not in value
     print(value)
 
     start = time.perf_counter()
@@ -210,5 +211,5 @@ async def test_cli_prints_the_hover_text_from_the_servers_cache(client: Language
     result = json.loads(out.stdout)
     assert "jinja2/environment.py:" in result["header"] and result["explanation"]
     TIMINGS["cli"] = result["seconds"]
-    if "first hover" in TIMINGS:  # the hover test ran first: its answer was persisted
+    if TIMINGS.get("first hover complete"):  # the hover test ran first and was not cut
         assert result["source"] == "cache"

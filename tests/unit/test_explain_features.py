@@ -72,6 +72,9 @@ def test_footer_says_why_there_is_no_explanation():
     assert "still loading" in _footer(Explanation("", "none", problem="still loading"), "m")
     assert "not in this repository" in _footer(Explanation("", "model", removed=["x"]), "m")
     assert "time budget" in _footer(Explanation("", "model", timed_out=True), "m")
+    cut = _footer(Explanation("It parses.", "model", 3200.0, timed_out=True), "m")
+    assert cut.startswith("It parses.") and "3.2 s · cut short by the time budget" in cut
+    assert "cut short" not in _footer(Explanation("It parses.", "model", 3200.0), "m")
 
 
 def test_cli_explain_rejects_bad_input_before_loading_a_model(tmp_path, capsys):
