@@ -63,8 +63,10 @@ def _loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the language server on stdio (default) or TCP."""
     _setup_logging(args.log_level, args.log_file)
+    from .memory import return_large_frees
     from .server import build_server
 
+    return_large_frees()
     server = build_server()
     if args.tcp:
         host, port = args.tcp

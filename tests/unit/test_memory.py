@@ -1,0 +1,49 @@
+"""`return_large_frees`: freed embedding-sized buffers go back to the system (glibc only)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="mallopt thresholds are glibc's")
+
+SCRIPT = """
+import sys
+from slm_lsp.memory import return_large_frees
+if sys.argv[1] == "on":
+    assert return_large_frees()
+
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) // 1024
+
+big = bytearray(4 << 20)
+del big  # glibc's dynamic threshold now lies above the 2 MiB buffers below
+keep, buffers = [], []
+for _ in range(100):
+    buffers.append(bytearray(2 << 20))
+    keep.append(bytearray(64 << 10))  # small, long-lived: the heap cannot shrink past it
+before = rss_mib()
+buffers.clear()
+print(before, rss_mib())
+"""
+
+
+def resident_before_and_after_freeing(mode: str) -> tuple[int, int]:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True,
+                         text=True, timeout=60, check=True)
+    before, after = out.stdout.split()
+    return int(before), int(after)
+
+
+def test_freed_buffers_of_a_mebibyte_and_more_leave_the_process():
+    before, after = resident_before_and_after_freeing("off")
+    assert before - after < 50, "glibc's default keeps freed 2 MiB buffers in the heap"
+    before, after = resident_before_and_after_freeing("on")
+    assert before - after > 150, (before, after)
