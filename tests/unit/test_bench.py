@@ -559,3 +559,14 @@ def test_report_splits_exact_match_by_whether_another_file_is_needed():
     assert "| alpha | retrieval | 4/8 | 100.0% | 4 | 50.0% |" in text
     del raw["tasks"]["f.py:1#whole_line"]["outside_names"]  # an older results file
     assert "Where repository context can help" not in bench_report.render(doc)
+
+
+def test_memory_session_hovers_a_function_name_and_refuses_a_missing_folder(tmp_path: Path):
+    from slm_lsp.bench_memory import hover_spot, main
+
+    lines = ["def early():", "    pass", "x = 1", "y = 2", "", "    def later(self):", "z"]
+    spot = hover_spot(lines)
+    assert (spot.line, spot.character) == (5, 8) and lines[5][spot.character:].startswith("later")
+    spot = hover_spot(["x = 1", "def only():", "y", "z", "w"])  # nothing after a quarter: wrap
+    assert (spot.line, spot.character) == (1, 4)
+    assert main([str(tmp_path / "missing")]) == 2
