@@ -285,9 +285,10 @@ def _outside_section(repos: dict[str, Any], names: list[str]) -> list[str]:
     if not rows:
         return []
     return ["", "### Where repository context can help", "",
-            "A task *needs another file* when its answer uses a name that is not a keyword "
-            "or builtin, does not occur in the text of its own file that the default prompt "
-            "holds (1,536 tokens before the cursor, 256 after the line, counted at 4.4 "
+            "A task *needs another file* when its answer uses a name (an identifier-shaped "
+            "word, also inside strings) that is not a keyword or builtin, does not occur in "
+            "the text of its own file that the default prompt holds (1,536 tokens before "
+            "the cursor, 256 after the line, counted at 4.4 "
             "characters per token), and occurs in another file of the repository. Retrieved "
             "chunks never come from the target file, so only these tasks can gain from them.",
             "", "| repo | arm | tasks needing another file | exact match there | other tasks "

@@ -104,7 +104,8 @@ def outside_names(target: Target, task: str, files: dict[str, str],
                   after_tokens: int) -> list[str]:
     """Names the task's answer needs that only another file of the repository has.
 
-    A name counts when it is not a keyword or builtin, does not occur in the
+    A name is any identifier-shaped word of the answer (words inside string
+    literals included). It counts when it is not a keyword or builtin, does not occur in the
     file's own text that the prompt holds (about ``before_tokens`` before the
     cursor and ``after_tokens`` after the line, at `CHARS_PER_TOKEN`), and
     occurs in some other file. Retrieved chunks never come from the target file,
