@@ -97,13 +97,20 @@ class SlmServer(LanguageServer):
     # -- requests ---------------------------------------------------------------------
 
     def supersede(self, key: str) -> threading.Event:
-        """A cancel flag for a new request on ``key``; the previous one's is set."""
+        """A cancel flag for a new request on ``key``; the previous one's is set.
+
+        Any other request also stops the cursor warm-up (a request from the user comes
+        first); what the warm-up evaluated stays in the KV cache for that request.
+        """
         event = threading.Event()
         with self._inflight_lock:
-            old = self._inflight.get(key)
+            stale = [self._inflight.get(key)]
+            if key != WARMUP_KEY:
+                stale.append(self._inflight.pop(WARMUP_KEY, None))
+            self._inflight[key] = event
+        for old in stale:
             if old is not None:
                 old.set()
-            self._inflight[key] = event
         return event
 
     def request_running(self, key: str) -> bool:
@@ -116,13 +123,6 @@ class SlmServer(LanguageServer):
         with self._inflight_lock:
             return any(":" in key and not key.startswith((BACKGROUND_PREFIX, WARMUP_KEY))
                        for key in self._inflight)
-
-    def cancel_warmup(self) -> None:
-        """Stop the cursor warm-up, if one runs: a request from the user comes first."""
-        with self._inflight_lock:
-            event = self._inflight.pop(WARMUP_KEY, None)
-        if event is not None:
-            event.set()
 
     def yield_to_completions(self, max_wait: float = 30.0, cancel: threading.Event | None = None) -> None:
         """Block a background thread while completions run (at most ``max_wait`` seconds).

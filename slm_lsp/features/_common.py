@@ -57,7 +57,6 @@ async def suggest(ls: SlmServer, ctx: CursorContext) -> Suggestion:
     """Run the engine for ``ctx`` off the event loop, superseding older requests
     on the same document; engine errors become JSON-RPC errors."""
     settings = ls.settings.completion
-    ls.cancel_warmup()  # what it evaluated stays in the KV cache for this request
     try:
         return await ls.run_cancellable(
             ctx.uri,

@@ -120,7 +120,6 @@ async def run_explainer(ls: SlmServer, key: str, fn: Callable[[threading.Event, 
     def work(cancel: threading.Event) -> T:
         return fn(YieldingEvent(cancel, ls.completion_running), BUDGET_S)
 
-    ls.cancel_warmup()
     try:
         return await ls.run_cancellable(KEY_PREFIX + key, work, timeout_ms=TIMEOUT_MS)
     except Cancelled as exc:
