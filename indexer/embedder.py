@@ -7,7 +7,11 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,6 +85,56 @@ def _force_offline() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module during one import: the listed functions import the real
+    module when first called; any other attribute imports it at once."""
+
+    def __init__(self, name: str, functions: frozenset[str]) -> None:
+        super().__init__(name)
+        self._functions = functions
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):  # asked by the import system itself
+            raise AttributeError(attr)
+        if attr not in self._functions:
+            return getattr(self._real(), attr)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self._real(), attr)(*args, **kwargs)
+
+        call.__name__ = attr
+        return call
+
+    def _real(self) -> types.ModuleType:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return importlib.import_module(self.__name__)
+
+
+DEFERRED_IMPORTS = {"sklearn.metrics": frozenset({"pairwise_distances"})}
+"""Modules sentence-transformers imports for functions this project never calls.
+
+Its ``util.similarity`` imports scikit-learn's ``pairwise_distances`` (for sparse
+Manhattan distances) at import time; that costs ~40 MiB of resident memory in
+every server, measured with ``python -m slm_lsp.bench_memory``.
+"""
+
+
+@contextmanager
+def _deferring(modules: dict[str, frozenset[str]]) -> Iterator[None]:
+    """Import with stand-ins for ``modules`` that are not loaded yet; the stand-ins are
+    removed afterwards, so a later ``import`` anywhere gets the real module."""
+    placed = [name for name in modules if name not in sys.modules]
+    for name in placed:
+        sys.modules[name] = _Deferred(name, modules[name])
+    try:
+        yield
+    finally:
+        for name in placed:
+            if isinstance(sys.modules.get(name), _Deferred):
+                del sys.modules[name]
+
+
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (384 dimensions) on CPU, loaded offline on first use."""
 
@@ -120,7 +174,9 @@ class SentenceTransformerEmbedder:
         try:
             import torch
             import transformers
-            from sentence_transformers import SentenceTransformer
+
+            with _deferring(DEFERRED_IMPORTS):
+                from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderUnavailable(
                 f"sentence-transformers is not installed ({exc}); run "

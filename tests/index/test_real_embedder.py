@@ -95,3 +95,23 @@ def test_cli_index_and_search(tmp_path: Path) -> None:
                           "-k", "1", "--json"], env=env, check=True, capture_output=True,
                          text=True, timeout=300).stdout
     assert json.loads(out)["results"][0]["path"] == "geometry.py"
+
+
+def test_loading_leaves_scikit_learn_unimported_and_working() -> None:
+    """sentence-transformers imports scikit-learn for a function we never call; the
+    embedder defers it (~40 MiB). The deferred function still works when called."""
+    code = (
+        "import sys\n"
+        "from indexer.embedder import SentenceTransformerEmbedder\n"
+        "e = SentenceTransformerEmbedder(threads=1)\n"
+        "print(e.embed(['def f(): pass']).shape)\n"
+        "print('sklearn' in sys.modules)\n"
+        "from sentence_transformers.util.similarity import pairwise_distances\n"
+        "print(pairwise_distances([[0.0, 1.0]], [[3.0, 5.0]], metric='manhattan')[0][0])\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=300, check=False,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:4] == ["(1, 384)", "False", "7.0", "True"]
