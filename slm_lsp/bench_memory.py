@@ -2,7 +2,8 @@
 
 The real server, driven by the benchmark's LSP client: the model loads, the server
 indexes REPO itself (a fresh index in a temporary cache home that shares the installed
-models), then answers one completion and one hover in REPO's largest source file.
+models), then answers one completion and one hover in REPO's largest source file, and
+stays idle until the explanation context is freed (`slm.explain.releaseAfterS`).
 Prints one JSON object with the resident memory (VmRSS) and its peak (VmHWM) after each
 stage, in MiB.
 """
@@ -24,8 +25,11 @@ from lsprotocol import types
 from .bench_client import BenchServer
 from .bench_run import load_sources
 from .paths import models_dir
+from .settings import ExplainSettings
 
 INDEX_TIMEOUT_S = 1800.0
+IDLE_MARGIN_S = 3.0
+"""Seconds past `explain.releaseAfterS` before the idle stage is measured."""
 
 
 def hover_spot(lines: list[str]) -> types.Position:
@@ -73,6 +77,8 @@ async def measure(root: Path, home: Path) -> dict[str, Any]:
             text_document=types.TextDocumentIdentifier(uri=server.uri_of(rel)),
             position=spot)), 600)
         record("hover")
+        await asyncio.sleep(ExplainSettings.release_after_s + IDLE_MARGIN_S)
+        record("idle after the hover (explanation context freed)")
     finally:
         await server.stop()
     return {"repo": str(root), "file": rel, "completion_line": row + 1,

@@ -23,7 +23,8 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from prompts.explain import Message, prompt_version, render_chat, task_messages
 from prompts.fim import all_special_texts
 
 from .backends.base import BackendError, Cancelled, ModelBackend
+from .memory import trim
 from .settings import ExplainSettings, ModelSettings
 from .symbols import (
     WORD_RE,
@@ -500,6 +502,9 @@ class ModelRouter:
         self._loading: threading.Event | None = None
         self._spawned: tuple[int, ModelBackend] | None = None
         self._threads = 0
+        self.release_after_s = float(ExplainSettings.release_after_s)
+        self._leases = 0
+        self._timer: threading.Timer | None = None
 
     def _load_llama(self, path: Path) -> ModelBackend:
         from .backends.llama import LlamaBackend
@@ -519,6 +524,7 @@ class ModelRouter:
                 problem = str(exc)
         with self._lock:
             self._threads = model.threads
+            self.release_after_s = float(explain.release_after_s)
             if path == self._path and problem == self._problem:
                 return
             old, self._dedicated, self._loading = self._dedicated, None, None
@@ -539,8 +545,45 @@ class ModelRouter:
             return _file_identity(path)
         return backend.name if backend is not None else "unloaded"
 
+    @contextmanager
+    def lease(self, cancel: threading.Event | None = None,
+              timeout: float = 120) -> Iterator[ModelBackend]:
+        """The explanation backend for one use (see ``get``). A spawned context left
+        unused for ``release_after_s`` afterwards is freed (``release_idle``)."""
+        with self._lock:
+            self._leases += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        try:
+            yield self.get(cancel, timeout)
+        finally:
+            with self._lock:
+                self._leases -= 1
+                if self._leases == 0 and self._spawned is not None:
+                    self._timer = threading.Timer(self.release_after_s, self.release_idle)
+                    self._timer.daemon = True
+                    self._timer.name = "slm-explain-release"
+                    self._timer.start()
+
+    def release_idle(self) -> bool:
+        """Free the spawned context unless a lease holds it; True when one was freed.
+
+        Its KV cache and buffers are ~75 MiB with the default model; creating it
+        again costs a few milliseconds plus the explanation prompt it had cached.
+        """
+        with self._lock:
+            if self._leases or self._spawned is None:
+                return False
+            spawned, self._spawned, self._timer = self._spawned[1], None, None
+        spawned.close()
+        trim()
+        log.info("freed the idle explanation context")
+        return True
+
     def get(self, cancel: threading.Event | None = None, timeout: float = 120) -> ModelBackend:
-        """The explanation backend, loading it first if needed; BackendError if none."""
+        """The explanation backend, loading it first if needed; BackendError if none.
+        Callers that generate use ``lease`` so the context is not freed under them."""
         if self._problem:
             raise BackendError(f"explanation model: {self._problem}")
         if self._path is not None:
@@ -595,6 +638,9 @@ class ModelRouter:
         with self._lock:
             dedicated, spawned = self._dedicated, self._spawned
             self._dedicated, self._spawned, self._loading = None, None, None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         for backend in (dedicated, spawned[1] if spawned else None):
             if backend is not None:
                 backend.close()
@@ -679,12 +725,12 @@ class Explainer:
         if hit is not None and use_cache:
             return Explanation(hit, "cache", (time.perf_counter() - start) * 1000)
         try:
-            backend = self.models.get(cancel)
-            key, hit = self.cached(task, fields)  # the model may have loaded meanwhile
-            if hit is not None and use_cache:
-                return Explanation(hit, "cache", (time.perf_counter() - start) * 1000)
-            raw, ended, timed_out = self._generate(backend, task, task_messages(task, fields), cancel,
-                                                   budget_s)
+            with self.models.lease(cancel) as backend:
+                key, hit = self.cached(task, fields)  # the model may have loaded meanwhile
+                if hit is not None and use_cache:
+                    return Explanation(hit, "cache", (time.perf_counter() - start) * 1000)
+                raw, ended, timed_out = self._generate(backend, task, task_messages(task, fields),
+                                                       cancel, budget_s)
         except BackendError as exc:
             return Explanation("", "none", (time.perf_counter() - start) * 1000, problem=str(exc))
         except Cancelled:

@@ -28,8 +28,8 @@ class ModelSettings:
     """Path to any GGUF file with fill-in-the-middle tokens; overrides `name`."""
     threads: int = 0
     """CPU threads for the model; 0 picks the number of physical cores."""
-    context_size: int = 4096
-    """Model context window in tokens (prompt plus generation)."""
+    context_size: int = 3072
+    """Model context window in tokens (prompt plus generation); 12 KiB of memory each (default model)."""
     batch_size: int = 512
     """Prompt tokens evaluated per batch."""
     kv_splice: bool = True
@@ -84,6 +84,8 @@ class ExplainSettings:
     """GGUF path for explanations; overrides `modelName`."""
     max_tokens: int = 160
     """Upper bound on generated tokens per explanation."""
+    release_after_s: int = 60
+    """Seconds without an explanation after which its model context (~75 MiB) is freed; 0: at once."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "completion.max_prefix_tokens": (lambda v: 16 <= v <= 65536, "between 16 and 65536"),
     "completion.max_suffix_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),
     "completion.timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
+    "explain.release_after_s": (lambda v: 0 <= v <= 86400, "between 0 and 86400"),
     "index.context_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),
     "index.retrieval_budget_ms": (lambda v: 1 <= v <= 10000, "between 1 and 10000"),
     "index.max_file_kb": (lambda v: 1 <= v <= 1048576, "between 1 and 1048576"),

@@ -35,6 +35,7 @@ from indexer.watcher import RepoWatcher
 
 from ..backends.base import BackendError
 from ..cli_index import index_dir
+from ..memory import trim
 from ..retrieval import IndexRetriever
 from ..server import SlmServer
 from ..settings import IndexSettings, Settings
@@ -270,6 +271,7 @@ class IndexFeature:
                 message = self._rebuild_fresh(index, progress, cancel)
         finally:
             self.loaded.set()
+            trim()  # the embedding batches' buffers, freed now
             if progress is not None:
                 progress.end(message)
 

@@ -308,6 +308,36 @@ def test_router_spawns_one_context_on_the_completion_model_and_respawns_after_re
     assert b is second.spawned[0] and a.closed
 
 
+def test_an_idle_spawned_context_is_freed_and_made_again_on_the_next_use():
+    model = _Spawning()
+    router = ModelRouter(lambda timeout: model)
+    router.configure(ExplainSettings(release_after_s=0), ModelSettings())
+    with router.lease() as a:
+        assert not router.release_idle(), "a context in use is never freed"
+        assert not a.closed
+    deadline = time.monotonic() + 5
+    while not a.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert a.closed, "the release timer freed the context after its last use"
+    with router.lease() as b:
+        assert b is not a and model.spawned == [a, b]
+
+
+def test_a_new_lease_keeps_the_context_past_the_release_time():
+    model = _Spawning()
+    router = ModelRouter(lambda timeout: model)
+    router.configure(ExplainSettings(release_after_s=1), ModelSettings())
+    with router.lease() as a:
+        pass
+    time.sleep(0.6)
+    with router.lease() as again:  # restarts the idle clock
+        time.sleep(0.6)
+        assert again is a and not a.closed
+    assert not a.closed
+    time.sleep(1.5)
+    assert a.closed
+
+
 def test_router_loads_a_dedicated_model_lazily_in_the_background(tmp_path):
     gguf = tmp_path / "explain.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 16)
