@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from slm_lsp.backends.llama import KVCache, plan
+import pytest
+
+from slm_lsp.backends.llama import KVCache, PieceTable, plan
 
 MIN, REFRESH = KVCache.MIN_SPLICE, KVCache.REFRESH
 
@@ -106,3 +108,15 @@ def test_after_a_cursor_move_the_tokens_around_the_cursor_are_recomputed() -> No
     blocks = plan(cached, typed, common_prefix(cached, typed), MIN, REFRESH,
                   marks=(mark_c, mark_c + 1), window=window)
     assert blocks == [(mark_c + REFRESH, mark_c + 1 + REFRESH, len(b) + len(s) + 1 - REFRESH)]
+
+
+def test_piece_table_returns_each_token_s_bytes() -> None:
+    pieces = [b"", b"def", b" ", b"\xe2\x82", b"\xac", b"return"]
+    table = PieceTable(iter(pieces))
+    assert len(table) == 6
+    assert [table[t] for t in range(6)] == pieces
+    assert list(table) == pieces
+    with pytest.raises(IndexError):
+        table[6]
+    with pytest.raises(IndexError):
+        table[-1]
