@@ -58,8 +58,12 @@ def register(server: SlmServer) -> None:
         await asyncio.sleep(SETTLE_S)
         while not ls.host.settled and latest[0] is token:
             await asyncio.sleep(LOAD_POLL_S)
-        if latest[0] is not token or ls.request_running(uri):
-            return  # the cursor moved on, or a request there is doing the work already
+        if latest[0] is not token:
+            return  # the cursor moved on; that report warms instead
+        if ls.request_running(uri):
+            log.debug("%s: no warm-up at %s:%d, a request there is running", CURSOR_NOTIFICATION,
+                      uri, position.line)
+            return
         try:
             ctx = context_at(ls, uri, position, invoked=False)
         except JsonRpcInvalidParams as exc:  # not open, or the position is outside it

@@ -140,11 +140,12 @@ async def test_newer_request_supersedes_older_one(client: LanguageClient):
 async def test_a_reported_cursor_is_ready_when_typing_starts_there(client: LanguageClient):
     """`slm/cursor` at a line far from the last suggestion: the warm-up evaluates the prompt
     there, so the first request at that line does not wait for it."""
-    path = real_file()
+    # A file no other test completes in, so that no cached prompt makes "cold" warm.
+    path = real_file().with_name("compiler.py")
     lines = path.read_text().split("\n")
     uri = path.with_name("warm.py").as_uri()
     open_doc(client, uri, "\n".join(lines))
-    near, far = 200, 640  # ~440 lines apart: the two prompts share nothing
+    near, far = 309, 940  # ~630 lines apart: the two prompts share nothing
     start = time.monotonic()
     await client.text_document_inline_completion_async(inline_params(uri, near, len(lines[near])))
     cold = time.monotonic() - start
