@@ -5,7 +5,7 @@ indexes REPO itself (a fresh index in a temporary cache home that shares the ins
 models), then answers one completion and one hover in REPO's largest source file, and
 stays idle until the explanation context is freed (`slm.explain.releaseAfterS`).
 Prints one JSON object with the resident memory (VmRSS) and its peak (VmHWM) after each
-stage, in MiB.
+stage, in MiB, and the CPU the idle server used at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from .settings import ExplainSettings
 INDEX_TIMEOUT_S = 1800.0
 IDLE_MARGIN_S = 3.0
 """Seconds past `explain.releaseAfterS` before the idle stage is measured."""
+IDLE_CPU_S = 5.0
+"""Seconds over which the idle server's CPU use is sampled."""
 
 
 def hover_spot(lines: list[str]) -> types.Position:
@@ -78,7 +80,9 @@ async def measure(root: Path, home: Path) -> dict[str, Any]:
             position=spot)), 600)
         record("hover")
         await asyncio.sleep(ExplainSettings.release_after_s + IDLE_MARGIN_S)
-        record("idle after the hover (explanation context freed)")
+        idle = "idle after the hover (explanation context freed)"
+        record(idle)
+        stages[idle]["cpu"] = await server.idle_cpu(IDLE_CPU_S, settle=0.0)
     finally:
         await server.stop()
     return {"repo": str(root), "file": rel, "completion_line": row + 1,
