@@ -36,7 +36,7 @@ def load_llama(settings: ModelSettings) -> ModelBackend:
         raise BackendError(str(exc)) from exc
     return LlamaBackend(
         path, n_ctx=settings.context_size, n_batch=settings.batch_size,
-        n_threads=settings.threads, splice=settings.kv_splice,
+        n_threads=settings.threads, splice=settings.kv_splice, snapshots=settings.kv_snapshots,
     )
 
 

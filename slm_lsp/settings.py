@@ -34,6 +34,8 @@ class ModelSettings:
     """Prompt tokens evaluated per batch."""
     kv_splice: bool = True
     """Reuse cached model state for text that moved in the prompt (typing, cursor moves)."""
+    kv_snapshots: int = 4
+    """Places whose model state is kept on disk (~20 MiB each) after a far jump, for a fast return."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "model.threads": (lambda v: 0 <= v <= 256, "between 0 and 256"),
     "model.context_size": (lambda v: 512 <= v <= 131072, "between 512 and 131072"),
     "model.batch_size": (lambda v: 8 <= v <= 8192, "between 8 and 8192"),
+    "model.kv_snapshots": (lambda v: 0 <= v <= 64, "between 0 and 64"),
     "completion.max_tokens": (lambda v: 1 <= v <= 1024, "between 1 and 1024"),
     "completion.max_lines": (lambda v: 1 <= v <= 200, "between 1 and 200"),
     "completion.max_prefix_tokens": (lambda v: 16 <= v <= 65536, "between 16 and 65536"),

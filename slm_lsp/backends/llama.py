@@ -23,7 +23,9 @@ import numpy as np
 
 from prompts.fim import FimFamily, Segment, detect_family
 
+from ..paths import cache_root
 from .base import BackendError, Cancelled, Generation, StopRule
+from .snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,10 @@ class LlamaBackend:
         n_threads: int = 0,
         splice: bool = True,
         shared: LlamaBackend | None = None,
+        snapshots: int = 0,
     ) -> None:
+        """``snapshots``: how many earlier prompts' states to keep on disk for when the
+        cursor comes back (see ``slm_lsp.backends.snapshots``); 0 keeps none."""
         self.path = Path(path)
         read_gguf_header(self.path)
         self._c = _init_llama()
@@ -133,10 +138,17 @@ class LlamaBackend:
         self.metadata: dict[str, str] = self._model.metadata()
         mem = c.llama_get_memory(self._ctx.ctx)  # type: ignore[attr-defined]
         can_shift = bool(mem is not None and c.llama_memory_can_shift(mem))  # type: ignore[attr-defined]
-        self.kv = KVCache(self, splice=splice and can_shift)
+        store = None
+        if snapshots > 0:
+            try:
+                store = SnapshotStore(cache_root() / "kv", snapshots)
+            except OSError as exc:
+                log.warning("KV snapshots are off: %s", exc)
+        self.kv = KVCache(self, splice=splice and can_shift, snapshots=store)
         self._fim = detect_family(self._special_id, self._fim_metadata())
-        log.info("loaded %s (%d threads, ctx %d, fim %s, splice %s)", self.path.name, threads,
-                 n_ctx, self._fim.name if self._fim else None, self.kv.splice)
+        log.info("loaded %s (%d threads, ctx %d, fim %s, splice %s, snapshots %d)", self.path.name,
+                 threads, n_ctx, self._fim.name if self._fim else None, self.kv.splice,
+                 store.capacity if store else 0)
 
     # -- vocabulary -----------------------------------------------------------------
 
@@ -394,6 +406,8 @@ class LlamaBackend:
             if self._closed:
                 return
             self._closed = True
+            if self.kv.snapshots is not None:
+                self.kv.snapshots.close()
             self._batch.close()  # type: ignore[no-untyped-call]
             self._ctx.close()  # type: ignore[no-untyped-call]
             self._release_model()
@@ -501,9 +515,11 @@ class KVCache:
     CANCEL_STEP = 128
     """Prompt tokens per decode call: how often a cancelled prompt evaluation looks up."""
 
-    def __init__(self, backend: LlamaBackend, *, splice: bool) -> None:
+    def __init__(self, backend: LlamaBackend, *, splice: bool,
+                 snapshots: SnapshotStore | None = None) -> None:
         self.b = backend
         self.splice = splice
+        self.snapshots = snapshots
         self.tokens: list[int] = []
         self.mark: int | None = None
 
@@ -545,15 +561,12 @@ class KVCache:
         ``mark`` is where the cursor marker sits in ``prompt`` (see ``plan``).
         Returns how many prompt tokens were reused rather than evaluated.
         """
-        cached = self.tokens
-        n = 0
-        limit = min(len(cached), len(prompt) - 1)  # the last token is always re-evaluated
-        while n < limit and cached[n] == prompt[n]:
-            n += 1
-        marks = None if mark is None or self.mark is None else (self.mark, mark)
+        n, blocks = self._layout(self.tokens, self.mark, prompt, mark)
+        if self.snapshots is not None and _reused(n, blocks) < len(prompt) // 2:
+            if self._jump(prompt, mark, _reused(n, blocks)):
+                n, blocks = self._layout(self.tokens, self.mark, prompt, mark)
         self.mark = mark
-        blocks = plan(cached, prompt, n, self.MIN_SPLICE, self.REFRESH, marks=marks,
-                      window=self.WINDOW) if self.splice else []
+        cached = self.tokens
         if blocks:
             return self._rebuild(prompt, n, blocks, cancel)
         self._rm(0, n, -1)
@@ -567,6 +580,60 @@ class KVCache:
             raise
         self.tokens = list(prompt)
         return n
+
+    def _layout(self, cached: Sequence[int], cached_mark: int | None, prompt: list[int],
+                mark: int | None) -> tuple[int, list[Block]]:
+        """The common prefix of a cache holding ``cached`` and ``prompt``, and the
+        blocks after it that can be moved rather than evaluated."""
+        n = 0
+        limit = min(len(cached), len(prompt) - 1)  # the last token is always re-evaluated
+        while n < limit and cached[n] == prompt[n]:
+            n += 1
+        marks = None if mark is None or cached_mark is None else (cached_mark, mark)
+        blocks = plan(cached, prompt, n, self.MIN_SPLICE, self.REFRESH, marks=marks,
+                      window=self.WINDOW) if self.splice else []
+        return n, blocks
+
+    SNAPSHOT_MIN = 256
+    """Fewest cached tokens worth saving when the cursor jumps away."""
+    SNAPSHOT_GAIN = 128
+    """Fewest tokens a saved state must spare over the cache to be read back (~1 s)."""
+
+    def _jump(self, prompt: list[int], mark: int | None, reused: int) -> bool:
+        """Most of ``prompt`` is new to the cache: save the cache's state, and read back
+        a saved one that serves ``prompt`` better. True when the cache changed."""
+        store = self.snapshots
+        assert store is not None
+        found = store.best(lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
+        if sum(1 for tok in self.tokens if tok != self.HOLE) >= self.SNAPSHOT_MIN:
+            self._save(store)
+        if found is None or found[1] < reused + self.SNAPSHOT_GAIN:
+            return False
+        snap, value = found
+        data = store.read(snap)
+        if data is None:
+            return False
+        self.clear()
+        c = self.b._c
+        buf = (ctypes.c_uint8 * len(data)).from_buffer(data)
+        if not c.llama_state_seq_set_data(self.b._ctx.ctx, buf, len(data), 0):  # type: ignore[attr-defined]
+            log.warning("llama.cpp could not restore a KV snapshot; evaluating the prompt")
+            self.clear()
+            return True
+        self.tokens, self.mark = list(snap.tokens), snap.mark
+        log.debug("kv snapshot restored: %d of %d prompt tokens reusable (the cache had %d)",
+                  value, len(prompt), reused)
+        return True
+
+    def _save(self, store: SnapshotStore) -> None:
+        """Write the state of sequence 0 (the cached prompt) to ``store``."""
+        c = self.b._c
+        ctx = self.b._ctx.ctx
+        size = c.llama_state_seq_get_size(ctx, 0)  # type: ignore[attr-defined]
+        buf = (ctypes.c_uint8 * size)()
+        n = c.llama_state_seq_get_data(ctx, buf, size, 0)  # type: ignore[attr-defined]
+        if n:
+            store.save(self.tokens, self.mark, memoryview(buf)[:n])
 
     def _rebuild(self, prompt: list[int], n: int, blocks: list[Block],
                  cancel: threading.Event | None) -> int:
@@ -605,7 +672,7 @@ class KVCache:
             self.tokens = state
             raise
         self.tokens = list(prompt)
-        return n + sum(size for _, _, size in blocks)
+        return _reused(n, blocks)
 
     def _fill(self, prompt: list[int], s: int, e: int, *, last: bool,
               cancel: threading.Event | None, state: list[int]) -> None:
@@ -631,6 +698,11 @@ class KVCache:
 
 Block = tuple[int, int, int]
 """A run of cached tokens to keep: (position in the cache, position in the prompt, length)."""
+
+
+def _reused(n: int, blocks: Sequence[Block]) -> int:
+    """Prompt tokens a layout keeps: the common prefix and the moved blocks."""
+    return n + sum(size for _, _, size in blocks)
 
 
 def plan(cached: Sequence[int], prompt: Sequence[int], n: int, min_size: int,

@@ -163,6 +163,28 @@ async def test_a_reported_cursor_is_ready_when_typing_starts_there(client: Langu
     assert client._server.returncode is None
 
 
+async def test_coming_back_after_a_far_jump_reads_the_saved_state(client: LanguageClient):
+    """A far jump saves the model state of the place left (`slm.model.kvSnapshots`); the
+    first request back near it reads that state instead of evaluating the prompt again."""
+    path = real_file().with_name("parser.py")  # no other test completes in it
+    lines = path.read_text().split("\n")
+    uri = path.with_name("jumps.py").as_uri()
+    open_doc(client, uri, "\n".join(lines))
+
+    async def first_request(row: int) -> tuple[float, object]:
+        start = time.monotonic()
+        result = await client.text_document_inline_completion_async(
+            inline_params(uri, row, len(lines[row])))
+        return time.monotonic() - start, result
+
+    here, _ = await first_request(299)
+    away, _ = await first_request(900)  # 600 lines down: nothing in common
+    back, result = await first_request(304)
+    print(f"first requests: {here:.2f} s, far away {away:.2f} s, back near the first {back:.2f} s")
+    assert result is not None
+    assert back < min(here, away) / 4, (here, away, back)
+
+
 async def test_unknown_document_and_bad_position_are_clear_errors(client: LanguageClient):
     with pytest.raises(Exception, match="not open"):
         await client.text_document_inline_completion_async(

@@ -113,3 +113,29 @@ def test_a_cancelled_rebuild_keeps_a_usable_cache(
     assert reuse.kv.tokens == reuse.encode(far), "every hole was filled"
     again = reuse.generate(far, max_tokens=12)
     assert again.n_reused == again.n_prompt - 1 and again.text == got.text
+
+
+def test_going_back_to_a_place_reads_its_saved_state(
+        backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A far jump saves the cache's state; coming back near the first place reads it
+    back instead of evaluating the whole prompt again, and answers like a cold start."""
+    monkeypatch.setenv("SLM_LSP_HOME", str(tmp_path))
+    reuse, cold, _ = backends
+    jumper = LlamaBackend(reuse.path, n_threads=2, shared=reuse, snapshots=2)
+    folder = tmp_path / "kv"
+    try:
+        text = real_file().read_text()
+        engine = CompletionEngine(jumper, CompletionSettings())
+        here, far, back = (prompt_at(engine, text, row) for row in (200, 640, 202))
+        jumper.generate(here, max_tokens=1)
+        away = jumper.generate(far, max_tokens=1)
+        assert away.n_reused < 0.1 * away.n_prompt
+        got = jumper.generate(back, max_tokens=3)
+        assert got.n_reused >= 0.85 * got.n_prompt, (got.n_reused, got.n_prompt)
+        assert len(list(folder.glob("*/*.kv"))) == 2  # the places left: 200 and 640
+        cold.kv.clear()
+        assert got.text == cold.generate(back, max_tokens=3).text
+    finally:
+        jumper.close()
+    assert not any(folder.iterdir()), "the saved states are deleted with the model"
