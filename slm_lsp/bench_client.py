@@ -87,7 +87,7 @@ class ServerLog:
     embedder_loaded: bool = False
     """The server logged that its embedding model is loaded (dense retrieval available)."""
 
-    _LOADED = re.compile(r"loaded .*splice (True|False)\)")
+    _LOADED = re.compile(r"loaded .*splice (True|False)\b")
     _RETRIEVED = re.compile(r"retrieved \d+ files \((.*)\) for (.+):(\d+) in ")
 
     def feed(self, line: str) -> None:

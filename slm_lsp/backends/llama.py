@@ -148,7 +148,7 @@ class LlamaBackend:
         self._fim = detect_family(self._special_id, self._fim_metadata())
         log.info("loaded %s (%d threads, ctx %d, fim %s, splice %s, snapshots %d)", self.path.name,
                  threads, n_ctx, self._fim.name if self._fim else None, self.kv.splice,
-                 store.capacity if store else 0)
+                 store.capacity if store is not None else 0)
 
     # -- vocabulary -----------------------------------------------------------------
 

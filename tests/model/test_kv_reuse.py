@@ -7,6 +7,7 @@ reused cache is compared with one computed from an empty cache.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from prompts.fim import Segment
 from slm_lsp.backends.base import Cancelled
 from slm_lsp.backends.llama import KVCache, LlamaBackend
+from slm_lsp.bench_client import ServerLog
 from slm_lsp.context import CursorContext
 from slm_lsp.engine import CompletionEngine
 from slm_lsp.settings import CompletionSettings
@@ -117,12 +119,18 @@ def test_a_cancelled_rebuild_keeps_a_usable_cache(
 
 def test_going_back_to_a_place_reads_its_saved_state(
         backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """A far jump saves the cache's state; coming back near the first place reads it
     back instead of evaluating the whole prompt again, and answers like a cold start."""
     monkeypatch.setenv("SLM_LSP_HOME", str(tmp_path))
     reuse, cold, _ = backends
-    jumper = LlamaBackend(reuse.path, n_threads=2, shared=reuse, snapshots=2)
+    with caplog.at_level(logging.INFO, logger="slm_lsp.backends.llama"):
+        jumper = LlamaBackend(reuse.path, n_threads=2, shared=reuse, snapshots=2)
+    loaded = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded "))
+    assert "snapshots 2" in loaded
+    log = ServerLog(tmp_path / "server.log")
+    log.feed(loaded)
+    assert log.splice is True, "the benchmark reads the KV splice from this line"
     folder = tmp_path / "kv"
     try:
         text = real_file().read_text()
