@@ -552,9 +552,7 @@ class ModelRouter:
         unused for ``release_after_s`` afterwards is freed (``release_idle``)."""
         with self._lock:
             self._leases += 1
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._stop_timer()
         try:
             yield self.get(cancel, timeout)
         finally:
@@ -565,6 +563,12 @@ class ModelRouter:
                     self._timer.daemon = True
                     self._timer.name = "slm-explain-release"
                     self._timer.start()
+
+    def _stop_timer(self) -> None:
+        """Cancel a pending release (called with ``_lock`` held)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def release_idle(self) -> bool:
         """Free the spawned context unless a lease holds it; True when one was freed.
@@ -638,9 +642,7 @@ class ModelRouter:
         with self._lock:
             dedicated, spawned = self._dedicated, self._spawned
             self._dedicated, self._spawned, self._loading = None, None, None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._stop_timer()
         for backend in (dedicated, spawned[1] if spawned else None):
             if backend is not None:
                 backend.close()

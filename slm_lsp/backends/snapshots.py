@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Snapshot:
     """One saved state: the tokens its cells hold (``KVCache.HOLE`` where none) and
-    the position of its cursor marker."""
+    the position of its cursor marker. Its file is named by its key in the store."""
 
     tokens: tuple[int, ...]
     mark: int | None
@@ -123,9 +123,9 @@ class SnapshotStore:
                 f.readinto(data)
         except OSError as exc:
             log.warning("could not read a KV snapshot: %s", exc)
-            self._saved.pop(self._key(snap.tokens), None)
+            self._saved.pop(snap.path.stem, None)
             return None
-        self._saved.move_to_end(self._key(snap.tokens))
+        self._saved.move_to_end(snap.path.stem)
         return data
 
     def close(self) -> None:
