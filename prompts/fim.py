@@ -98,8 +98,13 @@ def build_fim_prompt(
     path: str | None = None,
     repo_name: str | None = None,
     context: Sequence[ContextFile] = (),
+    open_end: bool = False,
 ) -> list[Segment]:
     """The FIM prompt for one cursor position.
+
+    With ``open_end`` the prompt stops after the suffix text, before the middle
+    token: what a region warm-up evaluates and saves, for requests near that
+    cursor to start from. Only prefix-first (psm) families have such a prompt.
 
     Repository-level tokens are used where the family has them: the retrieved
     files come first, each after a file separator, then the current file's
@@ -120,14 +125,17 @@ def build_fim_prompt(
             f"# {item.path}\n{item.text.rstrip()}\n\n" for item in context
         )
         prefix = header + prefix
+    if open_end and family.order != "psm":
+        raise ValueError(f"{family.name} puts the suffix first; its prompts share no prefix")
     if family.order == "spm":
         segments += [special(family.suffix), Segment(suffix), special(family.prefix), Segment(prefix)]
         return [s for s in segments if s.special or s.text]
     segments += [
         special(family.prefix), Segment(prefix),
         special(family.suffix), Segment(suffix),
-        special(family.middle),
     ]
+    if not open_end:
+        segments.append(special(family.middle))
     return [s for s in segments if s.special or s.text]
 
 
@@ -147,7 +155,12 @@ def all_special_texts() -> tuple[str, ...]:
     return tuple(seen)
 
 
-def fit_prefix(text: str, budget: int, count: Callable[[str], int], align: int = 32) -> str:
+PREFIX_ALIGN = 64
+"""Lines between the places where a prefix may start (see ``fit_prefix``)."""
+
+
+def fit_prefix(text: str, budget: int, count: Callable[[str], int],
+               align: int = PREFIX_ALIGN) -> str:
     """The tail of ``text`` within ``budget`` tokens, cut at a line boundary.
 
     The cut moves in steps of ``align`` lines so that it stays put while the

@@ -23,6 +23,9 @@ class CursorContext:
     version: int | None = None
     invoked: bool = False
     """True when the user asked explicitly (not an automatic trigger while typing)."""
+    band: int | None = None
+    """The document line where the prompt's text starts, when the engine knows it: every
+    cursor of a band shares it, and retrieval answers them alike (see ``retrieval``)."""
 
     @property
     def line_before(self) -> str:

@@ -13,9 +13,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prompts.fim import (
+    PREFIX_ALIGN,
     ContextFile,
     build_fim_prompt,
     fit_prefix,
@@ -33,6 +34,23 @@ log = logging.getLogger(__name__)
 
 Retriever = Callable[[CursorContext, int], Sequence[ContextFile]]
 """Given the cursor and a token budget, repository context for the prompt."""
+
+
+@dataclass(frozen=True)
+class WarmRegion:
+    """Cursor lines that share the start of their prompt, and the text that covers them.
+
+    Every cursor on lines ``first..last`` gets a prefix that starts on line
+    ``anchor`` (``fit_prefix`` cuts there); lines ``anchor..end-1`` hold that
+    prefix and the suffix of the region's last line. Evaluated once as an
+    open-ended prompt and saved, the region serves a request anywhere in it with
+    only the text around the cursor to evaluate.
+    """
+
+    anchor: int
+    first: int
+    last: int
+    end: int
 
 
 @dataclass
@@ -160,6 +178,102 @@ class CompletionEngine:
             pre, suf, ctx = int(pre * scale), int(suf * scale), int(ctx * scale)
         return pre, suf, ctx
 
+    def warm_regions(self, text: str, line: int) -> list[WarmRegion]:
+        """The regions of a document, the one holding ``line`` first, then by distance.
+
+        Token counts are per line (a line's tokens barely depend on its neighbours),
+        with the whole cursor line counted as prefix: a region may start one aligned
+        step later than ``fit_prefix`` would for its last lines' cursors, and extends
+        ``WARM_MARGIN`` tokens further than the suffix budget for that.
+        """
+        if not getattr(self.backend, "can_warm", False) or self.fim.order != "psm":
+            return []
+        lines = text.splitlines(keepends=True) or [""]
+        count = self.backend.count_tokens
+        total = [0]
+        for piece in lines:
+            total.append(total[-1] + count(piece))
+        pre, suf, _ = self._budgets()
+        starts = [0]  # first cursor line of each anchor's band, by the per-line estimate
+        anchor = 0
+        for row in range(len(lines)):
+            while total[row] + 1 - total[anchor] > pre and anchor + PREFIX_ALIGN <= row:
+                anchor += PREFIX_ALIGN
+                starts.append(row)
+        anchors = [0] + [PREFIX_ALIGN * k for k in range(1, len(starts))]
+        for k in range(1, len(starts)):  # settle each band's first line with the exact cut
+            row = starts[k]
+            floor = anchors[k - 1]  # near this boundary the cut is one of these two
+            while row < len(lines) - 1 and self._anchor_at(lines, row, pre, floor) < anchors[k]:
+                row += 1
+            while row - 1 > starts[k - 1] and \
+                    self._anchor_at(lines, row - 1, pre, floor) >= anchors[k]:
+                row -= 1
+            starts[k] = row
+        regions = []
+        for k, first in enumerate(starts):
+            last = starts[k + 1] - 1 if k + 1 < len(starts) else len(lines) - 1
+            if last >= first:
+                regions.append(self._region_end(WarmRegion(anchors[k], first, last, last),
+                                                last, total, suf))
+        return sorted(regions, key=lambda r: (max(r.first - line, line - r.last, 0), r.anchor))
+
+    def _anchor_at(self, lines: list[str], row: int, pre: int, floor: int) -> int:
+        """The line where ``fit_prefix`` starts the prefix of a cursor after ``row``'s
+        indentation, or ``floor`` (an aligned line) if it would start there or earlier."""
+        text = lines[row]
+        prefix = "".join(lines[floor:row]) + text[:len(text) - len(text.lstrip(" \t"))]
+        return row - fit_prefix(prefix, pre, self.backend.count_tokens).count("\n")
+
+    WARM_MARGIN = 64
+
+    @classmethod
+    def _region_end(cls, region: WarmRegion, last: int, total: list[int], suf: int) -> WarmRegion:
+        end = last + 1
+        while end < len(total) - 1 and total[end] - total[last + 1] < suf + cls.WARM_MARGIN:
+            end += 1
+        return WarmRegion(region.anchor, region.first, last, end)
+
+    def warm(self, ctx: CursorContext, region: WarmRegion,
+             cancel: threading.Event | None = None) -> int:
+        """Evaluate and save ``region`` of ``ctx``'s document (see ``WarmRegion``).
+
+        Returns the tokens evaluated (0 when already saved); raises ``Cancelled``.
+        The repository context is the one a cursor in the middle of the region gets.
+        """
+        warm = getattr(self.backend, "warm", None)
+        if warm is None:
+            raise BackendError(f"{self.backend.name} cannot warm regions")
+        text = ctx.prefix + ctx.suffix
+        lines = text.splitlines(keepends=True)
+        middle = (region.first + region.last) // 2
+        context: Sequence[ContextFile] = ()
+        _, _, ctx_budget = self._budgets()
+        if self.retriever is not None and ctx_budget > 0 and middle < len(lines):
+            row = lines[middle]
+            indent = row[:len(row) - len(row.lstrip(" \t"))]
+            at = CursorContext(uri=ctx.uri, path=ctx.path, language=ctx.language,
+                               prefix="".join(lines[:middle]) + indent,
+                               suffix=text[len("".join(lines[:middle])) + len(indent):],
+                               line=middle, character=len(indent), version=ctx.version,
+                               band=region.anchor)
+            try:
+                context = self.retriever(at, ctx_budget)
+            except Exception:
+                log.exception("retrieval failed; warming without repository context")
+        # The prompt of a cursor after the middle line's indentation, as ``complete``
+        # builds it (token healing included), with the suffix running to the region's end.
+        row = lines[middle] if middle < len(lines) else ""
+        indent = row[:len(row) - len(row.lstrip(" \t"))]
+        before = "".join(lines[region.anchor:middle]) + indent
+        heal = heal_text("".join(lines[:middle]) + indent) if self.settings.token_healing else ""
+        prompt = build_fim_prompt(self.fim, before[:len(before) - len(heal)],
+                                  row[len(indent):] + "".join(lines[middle + 1:region.end]),
+                                  path=ctx.path, repo_name=self.repo_name, context=context,
+                                  open_end=True)
+        evaluated: int = warm(prompt, cancel)
+        return evaluated
+
     def complete(self, ctx: CursorContext, cancel: threading.Event | None = None) -> Suggestion:
         """The suggestion for ``ctx``; raises ``Cancelled`` when ``cancel`` is set."""
         t0 = time.perf_counter()
@@ -173,7 +287,8 @@ class CompletionEngine:
         pre_budget, suf_budget, ctx_budget = self._budgets()
         count = self.backend.count_tokens
         heal = heal_text(ctx.prefix) if self.settings.token_healing else ""
-        prefix = fit_prefix(ctx.prefix[: len(ctx.prefix) - len(heal)], pre_budget, count)
+        kept = ctx.prefix[: len(ctx.prefix) - len(heal)]
+        prefix = fit_prefix(kept, pre_budget, count)
         suffix = fit_suffix(ctx.suffix, suf_budget, count, first_line=ctx.line)
         suffix = keep_suffix_end(ctx.suffix, suffix, suf_budget, count, first_line=ctx.line,
                                  previous_end=self._suffix_ends.get(ctx.uri))
@@ -184,7 +299,8 @@ class CompletionEngine:
         context: Sequence[ContextFile] = ()
         if self.retriever is not None and ctx_budget > 0:
             try:
-                context = self.retriever(ctx, ctx_budget)
+                band = kept.count("\n") - prefix.count("\n")  # the line the prompt text starts on
+                context = self.retriever(replace(ctx, band=band), ctx_budget)
             except Exception:  # retrieval is an optional extra; never lose the completion
                 log.exception("retrieval failed; completing without repository context")
         t2 = time.perf_counter()

@@ -2,8 +2,10 @@
 
 The retrieved files sit at the very start of the FIM prompt, so the model's KV
 cache is only reused while they stay byte-identical. Results are therefore
-cached per cursor *region* (the enclosing top-level block plus a coarse line
-bucket), not per keystroke, and returned in a stable order (by path, then line).
+cached per *band* (the cursors whose prompt text starts on the same line, about
+64 lines; a region warm-up prepares a band with its context) or, when the caller
+does not say, per cursor *region* (the enclosing top-level block plus a coarse
+line bucket); not per keystroke, and in a stable order (by path, then line).
 
 No protocol types here: the index feature owns the `RepoIndex` and hands it to
 an `IndexRetriever`, which the model host calls as the engine's ``Retriever``.
@@ -209,7 +211,8 @@ class IndexRetriever:
         if index is None or token_budget <= 0:
             return ()
         start = time.perf_counter()
-        key = (ctx.uri, region_of(ctx.prefix), token_budget, self._epoch)
+        place = ("band", ctx.band) if ctx.band is not None else region_of(ctx.prefix)
+        key = (ctx.uri, place, token_budget, self._epoch)
         with self._lock:
             self.stats.calls += 1
             entry = self._cache.get(key)

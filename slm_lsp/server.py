@@ -48,6 +48,8 @@ class SlmServer(LanguageServer):
         """Called after settings change (the index and explainer re-read theirs)."""
         self.extensions: dict[str, Any] = {}
         """Other features' state (the index, the explainer), by name."""
+        self.last_request = time.monotonic()
+        """When the last request (not a warm-up) started or ended."""
 
     # -- settings ---------------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class SlmServer(LanguageServer):
             stale = [self._inflight.get(key)]
             if key != WARMUP_KEY:
                 stale.append(self._inflight.pop(WARMUP_KEY, None))
+                self.last_request = time.monotonic()
             self._inflight[key] = event
         for old in stale:
             if old is not None:
@@ -117,6 +120,11 @@ class SlmServer(LanguageServer):
         """True while work registered under ``key`` (a document URI for completions) runs."""
         with self._inflight_lock:
             return key in self._inflight
+
+    def busy(self) -> bool:
+        """True while any request, warm-up or background model work runs."""
+        with self._inflight_lock:
+            return bool(self._inflight)
 
     def completion_running(self) -> bool:
         """True while a completion is being computed (keys of completions are document URIs)."""
@@ -142,6 +150,8 @@ class SlmServer(LanguageServer):
         with self._inflight_lock:
             if self._inflight.get(key) is event:
                 del self._inflight[key]
+            if key != WARMUP_KEY:
+                self.last_request = time.monotonic()
 
     async def run_cancellable(
         self, key: str, fn: Callable[[threading.Event], T], timeout_ms: int | None = None

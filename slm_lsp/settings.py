@@ -34,8 +34,8 @@ class ModelSettings:
     """Prompt tokens evaluated per batch."""
     kv_splice: bool = True
     """Reuse cached model state for text that moved in the prompt (typing, cursor moves)."""
-    kv_snapshots: int = 4
-    """Places whose model state is kept on disk (~20 MiB each) after a far jump, for a fast return."""
+    kv_snapshots: int = 12
+    """Model states kept on disk (~20 MiB each): warmed regions and places left by a far jump."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class CompletionSettings:
     """Give up on a suggestion after this long and return nothing."""
     warm_on_cursor: bool = True
     """Prepare the suggestion where the cursor comes to rest (editors send `slm/cursor`)."""
+    warm_regions: int = 8
+    """Regions of ~64 lines around the cursor prepared while idle, nearest first; 0 turns it off."""
     token_healing: bool = True
     """Let the model regenerate a partly typed word and the blanks or indentation before it."""
 
@@ -116,6 +118,7 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "completion.max_lines": (lambda v: 1 <= v <= 200, "between 1 and 200"),
     "completion.max_prefix_tokens": (lambda v: 16 <= v <= 65536, "between 16 and 65536"),
     "completion.max_suffix_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),
+    "completion.warm_regions": (lambda v: 0 <= v <= 64, "between 0 and 64"),
     "completion.timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
     "explain.release_after_s": (lambda v: 0 <= v <= 86400, "between 0 and 86400"),
     "index.context_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),

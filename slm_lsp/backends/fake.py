@@ -19,10 +19,14 @@ class FakeBackend:
         *,
         fim: FimFamily | None = FAMILIES[0],
         delay: float = 0.0,
+        can_warm: bool = False,
     ) -> None:
         self._reply = reply if callable(reply) else (lambda _p, r=reply: r)
         self._fim = fim
         self.delay = delay
+        self.can_warm = can_warm
+        """Offer region warm-ups (``warm``); off by default so other tests see no extra calls."""
+        self.warmed: list[str] = []
         self.prompts: list[str] = []
         self.forced: list[str] = []
         self.closed = False
@@ -67,6 +71,14 @@ class FakeBackend:
                 return Generation(out[:cut], n_prompt=len(text), n_generated=n + 1,
                                   stop_reason="stop")
         return Generation(out, n_prompt=len(text), n_generated=len(out))
+
+    def warm(self, prompt: Sequence[Segment], cancel: threading.Event | None = None) -> int:
+        """Records the prompt's text; takes ``delay`` seconds, interrupted by ``cancel``."""
+        if cancel is not None and (cancel.wait(self.delay) if self.delay else cancel.is_set()):
+            raise Cancelled()
+        text = "".join(s.text for s in prompt)
+        self.warmed.append(text)
+        return self.count_tokens(text)
 
     def close(self) -> None:
         self.closed = True

@@ -275,6 +275,43 @@ class LlamaBackend:
         with self._lock:
             return self._generate(tokens, max_tokens, stop, cancel, forced)
 
+    @property
+    def can_warm(self) -> bool:
+        """Whether ``warm`` can keep what it evaluates (KV snapshots are on)."""
+        return self.kv.snapshots is not None
+
+    def warm(self, prompt: Sequence[Segment], cancel: threading.Event | None = None) -> int:
+        """Evaluate ``prompt`` (an open-ended completion prompt, see ``build_fim_prompt``)
+        and save its KV state, so that later prompts for cursors nearby read it back
+        instead of evaluating it. Only the common prefix with the cache is reused here
+        (no moved blocks): a saved state is exact. Returns how many tokens were
+        evaluated: 0 when the cache or a saved state already held it. Raises
+        ``Cancelled``."""
+        if self.kv.snapshots is None:
+            raise BackendError("region warm-ups need KV snapshots (slm.model.kvSnapshots > 0)")
+        tokens = self.encode(prompt)
+        if len(tokens) >= self.n_ctx:
+            raise BackendError(f"a warm-up prompt of {len(tokens)} tokens does not fit the "
+                               f"context of {self.n_ctx}")
+        mark = self._cursor_mark(tokens)
+        with self._lock:
+            if self.kv.covered(tokens, mark):
+                return 0
+            # The cache usually holds the prompt at the cursor (the last request or the
+            # cursor's own warm-up): keep it for the next keystroke there.
+            if sum(1 for tok in self.kv.tokens if tok != self.kv.HOLE) >= self.kv.SNAPSHOT_MIN:
+                self.kv.keep()
+            self.kv.step = self.kv.WARM_STEP
+            splice, store = self.kv.splice, self.kv.snapshots
+            self.kv.splice, self.kv.snapshots = False, None  # exact states only
+            try:
+                reused = self.kv.sync(tokens, cancel, mark)
+            finally:
+                self.kv.step = self.kv.CANCEL_STEP
+                self.kv.splice, self.kv.snapshots = splice, store
+            self.kv.keep()
+            return len(tokens) - reused
+
     def _pieces(self) -> PieceTable:
         """Every token's bytes, computed once (for constrained first tokens)."""
         if self._piece_table is None:
@@ -514,6 +551,9 @@ class KVCache:
     HOLE = -1
     CANCEL_STEP = 128
     """Prompt tokens per decode call: how often a cancelled prompt evaluation looks up."""
+    WARM_STEP = 32
+    """The same for a warm-up, which a user's request interrupts: it waits for at
+    most this many tokens (about 0.25 s)."""
 
     def __init__(self, backend: LlamaBackend, *, splice: bool,
                  snapshots: SnapshotStore | None = None) -> None:
@@ -522,13 +562,14 @@ class KVCache:
         self.snapshots = snapshots
         self.tokens: list[int] = []
         self.mark: int | None = None
+        self.step = self.CANCEL_STEP
 
     def _rm(self, seq: int, p0: int, p1: int) -> None:
         self.b._c.llama_memory_seq_rm(self.b.memory(), seq, p0, p1)  # type: ignore[attr-defined]
 
     def _eval(self, tokens: Sequence[int], start: int, seq: int,
               cancel: threading.Event | None, done: list[int] | None = None) -> None:
-        step = min(self.b.n_batch, self.CANCEL_STEP)
+        step = min(self.b.n_batch, self.step)
         for i in range(0, len(tokens), step):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
@@ -562,7 +603,7 @@ class KVCache:
         Returns how many prompt tokens were reused rather than evaluated.
         """
         n, blocks = self._layout(self.tokens, self.mark, prompt, mark)
-        if self.snapshots is not None and _reused(n, blocks) < len(prompt) // 2:
+        if self.snapshots is not None and len(prompt) - _reused(n, blocks) >= self.SNAPSHOT_GAIN:
             if self._jump(prompt, mark, _reused(n, blocks)):
                 n, blocks = self._layout(self.tokens, self.mark, prompt, mark)
         self.mark = mark
@@ -600,12 +641,14 @@ class KVCache:
     """Fewest tokens a saved state must spare over the cache to be read back (~1 s)."""
 
     def _jump(self, prompt: list[int], mark: int | None, reused: int) -> bool:
-        """Most of ``prompt`` is new to the cache: save the cache's state, and read back
-        a saved one that serves ``prompt`` better. True when the cache changed."""
+        """Much of ``prompt`` is new to the cache: read back a saved state that serves
+        it better, if there is one. When most of it is new (a far jump), the cache's
+        own state is saved first. True when the cache changed."""
         store = self.snapshots
         assert store is not None
         found = store.best(lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
-        if sum(1 for tok in self.tokens if tok != self.HOLE) >= self.SNAPSHOT_MIN:
+        if reused < len(prompt) // 2 and \
+                sum(1 for tok in self.tokens if tok != self.HOLE) >= self.SNAPSHOT_MIN:
             self._save(store)
         if found is None or found[1] < reused + self.SNAPSHOT_GAIN:
             return False
@@ -623,6 +666,24 @@ class KVCache:
         self.tokens, self.mark = list(snap.tokens), snap.mark
         log.debug("kv snapshot restored: %d of %d prompt tokens reusable (the cache had %d)",
                   value, len(prompt), reused)
+        return True
+
+    def covered(self, prompt: list[int], mark: int | None) -> bool:
+        """Whether the cache or a saved state already holds nearly all of ``prompt``
+        (all but fewer than ``SNAPSHOT_GAIN`` tokens)."""
+        need = len(prompt) - self.SNAPSHOT_GAIN
+        if _reused(*self._layout(self.tokens, self.mark, prompt, mark)) > need:
+            return True
+        store = self.snapshots
+        found = None if store is None else store.best(
+            lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
+        return found is not None and found[1] > need
+
+    def keep(self) -> bool:
+        """Save the cache's state for later prompts; False without a store."""
+        if self.snapshots is None:
+            return False
+        self._save(self.snapshots)
         return True
 
     def _save(self, store: SnapshotStore) -> None:

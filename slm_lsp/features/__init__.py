@@ -10,8 +10,17 @@ if TYPE_CHECKING:
 
 def register_all(server: SlmServer) -> None:
     """Register every feature's handlers on ``server``."""
-    from . import code_actions, completion, hover, index, inline_completion, lifecycle, prewarm
+    from . import (
+        code_actions,
+        completion,
+        hover,
+        index,
+        inline_completion,
+        lifecycle,
+        prewarm,
+        regions,
+    )
 
-    for module in (lifecycle, inline_completion, completion, prewarm, index, hover,
+    for module in (lifecycle, inline_completion, completion, prewarm, regions, index, hover,
                    code_actions):
         module.register(server)

@@ -14,6 +14,7 @@ from ..context import CursorContext
 from ..convert import cursor_context
 from ..engine import Suggestion
 from ..server import SoftTimeout
+from . import regions
 
 if TYPE_CHECKING:
     from ..server import SlmServer
@@ -57,6 +58,7 @@ async def suggest(ls: SlmServer, ctx: CursorContext) -> Suggestion:
     """Run the engine for ``ctx`` off the event loop, superseding older requests
     on the same document; engine errors become JSON-RPC errors."""
     settings = ls.settings.completion
+    regions.touch(ls, ctx.uri, ctx.line)
     try:
         return await ls.run_cancellable(
             ctx.uri,

@@ -171,6 +171,11 @@ class IndexFeature:
 
     # ----- lifecycle ---------------------------------------------------------------------
 
+    def building(self) -> bool:
+        """True while an index build runs."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def on_initialized(self) -> None:
         """Start indexing the workspace root (called by the lifecycle feature)."""
         self._initialized = True

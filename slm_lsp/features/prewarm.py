@@ -25,6 +25,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from ..backends.base import BackendError, Cancelled
 from ..server import WARMUP_KEY
+from . import regions
 from ._common import context_at
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def register(server: SlmServer) -> None:
             log.info("%s: ignored, params need textDocument.uri and position", CURSOR_NOTIFICATION)
             return
         uri, position = where
+        regions.touch(ls, uri, position.line)
         token = latest[0] = object()
         await asyncio.sleep(SETTLE_S)
         while not ls.host.settled and latest[0] is token:
