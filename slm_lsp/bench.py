@@ -64,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="typing replay: report the cursor at the line (slm/cursor, as the editor "
                         "integrations do once it rests) and pause this long before the first "
                         "keystroke (default 0: type at once, no report)")
+    p.add_argument("--read-s", type=int, default=0,
+                   help="typing replay: after opening a file, report the cursor at the line to "
+                        "type and wait until the server has warmed the regions around it, at "
+                        "most this many seconds (default 0: type at once)")
     p.add_argument("--model-path", help="GGUF file for the servers (default: the default model)")
 
 
@@ -173,7 +177,7 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
 
     opts = Options(targets=args.targets, typing=args.typing, seed=args.seed,
                    arms=tuple(args.arms), debounce_ms=args.debounce_ms, pace_ms=args.pace_ms,
-                   think_ms=args.think_ms, model_path=args.model_path)
+                   think_ms=args.think_ms, read_s=args.read_s, model_path=args.model_path)
     started = time.perf_counter()
     doc: dict[str, Any] = {
         "schema": "slm-lsp-bench/1",
@@ -184,7 +188,7 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
         "model": bench_report.model_facts(ModelSettings().name, args.model_path or ""),
         "options": {"targets": opts.targets, "typing": opts.typing, "seed": opts.seed,
                     "arms": list(opts.arms), "debounce_ms": opts.debounce_ms,
-                    "pace_ms": opts.pace_ms, "think_ms": opts.think_ms},
+                    "pace_ms": opts.pace_ms, "think_ms": opts.think_ms, "read_s": opts.read_s},
         "settings": {name: {"sent": arm_settings(ARMS[name], opts.model_path),
                             "effective": effective_settings(arm_settings(ARMS[name],
                                                                          opts.model_path))}

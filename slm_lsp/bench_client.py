@@ -86,6 +86,8 @@ class ServerLog:
     """(path, 0-based line, retrieved file paths) per retrieval logged by the server."""
     embedder_loaded: bool = False
     """The server logged that its embedding model is loaded (dense retrieval available)."""
+    warm_done: int = 0
+    """How often the server logged that its region warm-ups were done."""
 
     _LOADED = re.compile(r"loaded .*splice (True|False)\b")
     _RETRIEVED = re.compile(r"retrieved \d+ files \((.*)\) for (.+):(\d+) in ")
@@ -98,6 +100,8 @@ class ServerLog:
             self.splice = loaded.group(1) == "True"
         if "loaded embedding model" in line:
             self.embedder_loaded = True
+        if "region warm-ups done" in line:
+            self.warm_done += 1
         found = self._RETRIEVED.search(line)
         if found:
             names = [] if found.group(1) == "none" else found.group(1).split(", ")

@@ -372,6 +372,7 @@ def render(doc: dict[str, Any]) -> str:
                 f"{_pair(lat['typing_p50'], lat['typing_p95'])} | "
                 f"{_pct(lat.get('typing_fast_fraction'))} | {saved} |")
     lines += _moves_section(repos, names)
+    lines += _first_answers_section(repos, names)
     lines += ["", "## Server process", "",
               "Resident memory (VmRSS) at the end of each arm's last quality session, its peak "
               "(VmHWM), and CPU used while idle (3 s sampled after the last request settled).",
@@ -441,6 +442,48 @@ def _moves_section(repos: dict[str, Any], names: Sequence[str]) -> list[str]:
             f"most {NEAR_LINES} lines: {summary}.", "",
             "| repo | arm | file | lines | moved | first request |",
             "| --- | --- | --- | --- | ---: | ---: |", *rows]
+
+
+def first_answers(raw: dict[str, Any], arm: str) -> tuple[int, int, int]:
+    """(typed lines whose first request was answered and that the quality run scored,
+    how many of those first answers were exact, how many of the quality run's
+    whole-line answers for the same targets were exact)."""
+    tasks = raw.get("tasks", {})
+    n = typed = cold = 0
+    for line in raw.get("typing", {}).get(arm, {}).get("lines", []):
+        record = tasks.get(f"{line['target']}#whole_line", {}).get("arms", {}).get(arm)
+        if line.get("first_exact") is None or record is None:
+            continue
+        n += 1
+        typed += bool(line["first_exact"])
+        cold += bool(record["exact"])
+    return n, typed, cold
+
+
+def _first_answers_section(repos: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """Exact match of the typing replay's first answers against the quality run's."""
+    rows: list[str] = []
+    totals: dict[str, list[int]] = {}
+    for name in names:
+        raw = repos[name].get("raw", {})
+        for arm in raw.get("typing", {}):
+            n, typed, cold = first_answers(raw, arm)
+            if n:
+                rows.append(f"| {name} | {arm} | {n} | {typed} | {cold} |")
+                total = totals.setdefault(arm, [0, 0, 0])
+                total[0], total[1], total[2] = total[0] + n, total[1] + typed, total[2] + cold
+    if not rows:
+        return []
+    rows += [f"| **total** | {arm} | {n} | {typed} | {cold} |"
+             for arm, (n, typed, cold) in totals.items()] if len(names) > 1 else []
+    return ["", "### First answers at a typed line", "",
+            "The first suggestion at each typed line (cursor after the indentation, the "
+            "line emptied) is the quality run's whole-line task on the same target. Served "
+            "in the replay from whatever the server had prepared (saved or warmed model "
+            "states reused in part, see the README), in the quality run from an empty "
+            "cache. Exact answers of each:", "",
+            "| repo | arm | lines | exact in the replay | exact in the quality run |",
+            "| --- | --- | ---: | ---: | ---: |", *rows]
 
 
 def _boot_params(doc: dict[str, Any]) -> str:

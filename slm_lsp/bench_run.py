@@ -88,8 +88,8 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
         {"index": {"enabled": True}}, index=True, requires=("slm.index.enabled",)),
     Arm("psm_plain", "plain prefix/suffix/middle layout without the latency tricks: index off, "
         "KV splice off (common-prefix reuse only), token healing off; the result cache stays",
-        {"index": {"enabled": False}, "model": {"kvSplice": False},
-         "completion": {"tokenHealing": False}},
+        {"index": {"enabled": False}, "model": {"kvSplice": False, "kvSnapshots": 0},
+         "completion": {"tokenHealing": False, "warmRegions": 0}},
         requires=("slm.model.kvSplice", "slm.completion.tokenHealing")),
 )}
 
@@ -148,6 +148,10 @@ class Options:
     """0: the next keystroke waits for the answer; else one keystroke every `pace_ms`."""
     think_ms: int = 0
     """Before typing a line: report the cursor there (`slm/cursor`) and wait this long."""
+    read_s: int = 0
+    """After opening a file in the typing replay: report the cursor at the line to type and
+    wait until the server has warmed the regions around it, at most this long (arms with
+    region warm-ups only)."""
     model_path: str | None = None
     home: Path = BENCH_DIR / "home"
     """SLM_LSP_HOME of the servers: the indexes of the repository copies live here."""
@@ -339,7 +343,16 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
     when the next one is due is cancelled (`$/cancelRequest`), like an editor.
     """
     code = target.code
+    reading = opts.read_s and first_kind == "first_file" and warms_regions(server.settings)
+    warmed = server.log.warm_done if reading else 0
     server.show(target.path, masked_document(text, target, target.indent), target.language)
+    read = 0.0
+    if reading:  # the user reads the new file with the cursor on the line; the server warms
+        server.cursor(target.path, target.line, target.indent)
+        started = time.perf_counter()
+        while server.log.warm_done == warmed and time.perf_counter() - started < opts.read_s:
+            await asyncio.sleep(0.2)
+        read = time.perf_counter() - started
     if opts.think_ms:  # the user looks at the line before typing; the editor reports the cursor
         server.cursor(target.path, target.line, target.indent)
         await asyncio.sleep(opts.think_ms / 1000)
@@ -379,8 +392,21 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
         samples.append(_settle_stale(server, inflight))
     server.type_char(target.path, target.line, target.indent + len(code) - 1, code[-1])
     saved = chars_saved(code, shown)
+    first = samples[0] if samples and samples[0]["k"] == 0 else None
+    first_exact = None if first is None or first["status"] != "ok" else \
+        exact_match(first["text"] or "", target.truth("whole_line"))
     return samples, {"target": target.key, "first": first_kind, "chars": len(code),
-                     "saved": saved}
+                     "saved": saved, "read_s": round(read, 1), "first_exact": first_exact}
+
+
+def warms_regions(settings: dict[str, Any]) -> bool:
+    """Whether a server with the ``slm`` section ``settings`` warms regions (defaults: yes)."""
+    from .settings import CompletionSettings, ModelSettings
+
+    completion, model = settings.get("completion", {}), settings.get("model", {})
+    regions: int = completion.get("warmRegions", CompletionSettings().warm_regions)
+    snapshots: int = model.get("kvSnapshots", ModelSettings().kv_snapshots)
+    return regions > 0 and snapshots > 0
 
 
 def _settle_stale(server: BenchServer, inflight: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -289,7 +290,11 @@ async def test_typing_replay_types_the_line_and_counts_saved_characters():
     assert [e[1][1] for e in server.events if e[0] == "request"] == \
            [target.indent + k for k in range(len(code))]
     assert line == {"target": target.key, "first": "first_file", "chars": len(code),
-                    "saved": len(code) - 2}
+                    "saved": len(code) - 2, "read_s": 0.0, "first_exact": False}  # "wrong"
+    server = FakeServer([code] + ["x"] * len(code))
+    _, line = await replay_line(server, target, SOURCE, "first_line",  # type: ignore[arg-type]
+                                Options(debounce_ms=0))
+    assert line["first_exact"] is True and line["saved"] == len(code)
 
 
 async def test_think_time_reports_the_cursor_then_pauses_before_the_first_keystroke():
@@ -354,7 +359,7 @@ def test_arms_are_pending_until_the_server_has_their_switches():
     assert pending_reason(Arm("x", "", {}, requires=("slm.completion.maxTokens",))) is None
     reason = pending_reason(Arm("x", "", {}, requires=("slm.completion.noSuchSwitch",)))
     assert reason and "noSuchSwitch" in reason
-    assert ARMS["psm_plain"].settings["model"] == {"kvSplice": False}
+    assert ARMS["psm_plain"].settings["model"] == {"kvSplice": False, "kvSnapshots": 0}
 
 
 def test_module_entry_point_maps_devset_word():
@@ -570,3 +575,44 @@ def test_memory_session_hovers_a_function_name_and_refuses_a_missing_folder(tmp_
     spot = hover_spot(["x = 1", "def only():", "y", "z", "w"])  # nothing after a quarter: wrap
     assert (spot.line, spot.character) == (1, 4)
     assert main([str(tmp_path / "missing")]) == 2
+
+
+async def test_a_reading_pause_ends_when_the_server_says_its_warm_ups_are_done() -> None:
+    """--read-s: after opening a file the cursor is reported at the line and the replay
+    waits for the server's "region warm-ups done" log line (or the limit)."""
+    target = _target()
+    server = FakeServer(["x"] * 80)
+    server.settings = {}  # type: ignore[attr-defined]
+    server.log = SimpleNamespace(warm_done=0)  # type: ignore[attr-defined]
+
+    async def warm_done_later() -> None:
+        await asyncio.sleep(0.3)
+        server.log.warm_done += 1  # type: ignore[attr-defined]
+
+    task = asyncio.ensure_future(warm_done_later())
+    _, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+                                Options(debounce_ms=0, read_s=5))
+    await task
+    assert ("cursor", (target.line, target.indent)) in server.events
+    assert 0.3 <= line["read_s"] < 2
+    # no pause for a line of a file already open, nor for arms without warm-ups
+    _, line = await replay_line(server, target, SOURCE, "first_line",  # type: ignore[arg-type]
+                                Options(debounce_ms=0, read_s=5))
+    assert line["read_s"] == 0
+    server.settings = {"completion": {"warmRegions": 0}}  # type: ignore[attr-defined]
+    _, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+                                Options(debounce_ms=0, read_s=5))
+    assert line["read_s"] == 0
+
+
+def test_first_answers_pair_the_replay_with_the_quality_run() -> None:
+    from slm_lsp.bench_report import first_answers
+
+    raw = {"tasks": {"a.py:3#whole_line": {"arms": {"x": {"exact": True}}},
+                     "a.py:9#whole_line": {"arms": {"x": {"exact": False}}},
+                     "a.py:12#whole_line": {"arms": {"y": {"exact": True}}}},
+           "typing": {"x": {"lines": [{"target": "a.py:3", "first_exact": False},
+                                      {"target": "a.py:9", "first_exact": True},
+                                      {"target": "a.py:12", "first_exact": True},
+                                      {"target": "a.py:20", "first_exact": None}]}}}
+    assert first_answers(raw, "x") == (2, 1, 1)
