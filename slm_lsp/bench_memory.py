@@ -2,8 +2,9 @@
 
 The real server, driven by the benchmark's LSP client: the model loads, the server
 indexes REPO itself (a fresh index in a temporary cache home that shares the installed
-models), then answers one completion and one hover in REPO's largest source file, and
-stays idle until the explanation context is freed (`slm.explain.releaseAfterS`).
+models), then answers one completion and one hover in REPO's largest source file, warms the
+regions around the completion (`slm.completion.warmRegions`), and stays idle until the
+explanation context is freed (`slm.explain.releaseAfterS`).
 Prints one JSON object with the resident memory (VmRSS) and its peak (VmHWM) after each
 stage, in MiB, and the CPU the idle server used at the end.
 """
@@ -32,6 +33,8 @@ IDLE_MARGIN_S = 3.0
 """Seconds past `explain.releaseAfterS` before the idle stage is measured."""
 IDLE_CPU_S = 5.0
 """Seconds over which the idle server's CPU use is sampled."""
+WARM_TIMEOUT_S = 900.0
+"""Longest wait for the region warm-ups after the hover."""
 
 
 def hover_spot(lines: list[str]) -> types.Position:
@@ -79,7 +82,11 @@ async def measure(root: Path, home: Path) -> dict[str, Any]:
             text_document=types.TextDocumentIdentifier(uri=server.uri_of(rel)),
             position=spot)), 600)
         record("hover")
-        await asyncio.sleep(ExplainSettings.release_after_s + IDLE_MARGIN_S)
+        hovered = time.monotonic()
+        warmed = await wait_warm_ups(server)
+        record(f"after the region warm-ups ({warmed} regions)")
+        await asyncio.sleep(max(0.0, ExplainSettings.release_after_s + IDLE_MARGIN_S
+                                - (time.monotonic() - hovered)))
         idle = "idle after the hover (explanation context freed)"
         record(idle)
         stages[idle]["cpu"] = await server.idle_cpu(IDLE_CPU_S, settle=0.0)
@@ -87,6 +94,18 @@ async def measure(root: Path, home: Path) -> dict[str, Any]:
         await server.stop()
     return {"repo": str(root), "file": rel, "completion_line": row + 1,
             "hover_line": spot.line + 1, "stages": stages}
+
+
+async def wait_warm_ups(server: BenchServer) -> int:
+    """Wait until the server has no region warm-ups due (`slm.warmState`); the number of
+    regions it warmed."""
+    deadline = time.monotonic() + WARM_TIMEOUT_S
+    while True:
+        state: Any = await server.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="slm.warmState"))
+        if not state["pending"] or time.monotonic() > deadline:
+            return int(state["warmed"])
+        await asyncio.sleep(2.0)
 
 
 def main(argv: list[str] | None = None) -> int:
