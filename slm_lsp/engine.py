@@ -53,6 +53,16 @@ class WarmRegion:
     end: int
 
 
+def nearest_first(regions: Sequence[WarmRegion], line: int) -> list[WarmRegion]:
+    """``regions`` ordered by their distance from ``line`` (the one holding it first)."""
+    return sorted(regions, key=lambda r: (max(r.first - line, line - r.last, 0), r.anchor))
+
+
+def _blanks(line: str) -> str:
+    """The leading blanks (spaces and tabs) of ``line``."""
+    return line[:len(line) - len(line.lstrip(" \t"))]
+
+
 @dataclass
 class Suggestion:
     """One answer of the engine."""
@@ -216,13 +226,12 @@ class CompletionEngine:
             if last >= first:
                 regions.append(self._region_end(WarmRegion(anchors[k], first, last, last),
                                                 last, total, suf))
-        return sorted(regions, key=lambda r: (max(r.first - line, line - r.last, 0), r.anchor))
+        return nearest_first(regions, line)
 
     def _anchor_at(self, lines: list[str], row: int, pre: int, floor: int) -> int:
         """The line where ``fit_prefix`` starts the prefix of a cursor after ``row``'s
         indentation, or ``floor`` (an aligned line) if it would start there or earlier."""
-        text = lines[row]
-        prefix = "".join(lines[floor:row]) + text[:len(text) - len(text.lstrip(" \t"))]
+        prefix = "".join(lines[floor:row]) + _blanks(lines[row])
         return row - fit_prefix(prefix, pre, self.backend.count_tokens).count("\n")
 
     WARM_MARGIN = 64
@@ -247,26 +256,23 @@ class CompletionEngine:
         text = ctx.prefix + ctx.suffix
         lines = text.splitlines(keepends=True)
         middle = (region.first + region.last) // 2
+        row = lines[middle] if middle < len(lines) else ""
+        indent = _blanks(row)
+        above = "".join(lines[:middle]) + indent  # the text before a cursor after the indent
         context: Sequence[ContextFile] = ()
         _, _, ctx_budget = self._budgets()
         if self.retriever is not None and ctx_budget > 0 and middle < len(lines):
-            row = lines[middle]
-            indent = row[:len(row) - len(row.lstrip(" \t"))]
-            at = CursorContext(uri=ctx.uri, path=ctx.path, language=ctx.language,
-                               prefix="".join(lines[:middle]) + indent,
-                               suffix=text[len("".join(lines[:middle])) + len(indent):],
-                               line=middle, character=len(indent), version=ctx.version,
-                               band=region.anchor)
+            at = CursorContext(uri=ctx.uri, path=ctx.path, language=ctx.language, prefix=above,
+                               suffix=text[len(above):], line=middle, character=len(indent),
+                               version=ctx.version, band=region.anchor)
             try:
                 context = self.retriever(at, ctx_budget)
             except Exception:
                 log.exception("retrieval failed; warming without repository context")
         # The prompt of a cursor after the middle line's indentation, as ``complete``
         # builds it (token healing included), with the suffix running to the region's end.
-        row = lines[middle] if middle < len(lines) else ""
-        indent = row[:len(row) - len(row.lstrip(" \t"))]
         before = "".join(lines[region.anchor:middle]) + indent
-        heal = heal_text("".join(lines[:middle]) + indent) if self.settings.token_healing else ""
+        heal = heal_text(above) if self.settings.token_healing else ""
         prompt = build_fim_prompt(self.fim, before[:len(before) - len(heal)],
                                   row[len(indent):] + "".join(lines[middle + 1:region.end]),
                                   path=ctx.path, repo_name=self.repo_name, context=context,

@@ -25,7 +25,7 @@ from prompts.fim import FimFamily, Segment, detect_family
 
 from ..paths import cache_root
 from .base import BackendError, Cancelled, Generation, StopRule
-from .snapshots import SnapshotStore
+from .snapshots import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class LlamaBackend:
                 return 0
             # The cache usually holds the prompt at the cursor (the last request or the
             # cursor's own warm-up): keep it for the next keystroke there.
-            if sum(1 for tok in self.kv.tokens if tok != self.kv.HOLE) >= self.kv.SNAPSHOT_MIN:
+            if self.kv.worth_saving():
                 self.kv.keep()
             self.kv.step = self.kv.WARM_STEP
             splice, store = self.kv.splice, self.kv.snapshots
@@ -646,9 +646,8 @@ class KVCache:
         own state is saved first. True when the cache changed."""
         store = self.snapshots
         assert store is not None
-        found = store.best(lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
-        if reused < len(prompt) // 2 and \
-                sum(1 for tok in self.tokens if tok != self.HOLE) >= self.SNAPSHOT_MIN:
+        found = self._best_saved(store, prompt, mark)
+        if reused < len(prompt) // 2 and self.worth_saving():
             self._save(store)
         if found is None or found[1] < reused + self.SNAPSHOT_GAIN:
             return False
@@ -675,9 +674,17 @@ class KVCache:
         if _reused(*self._layout(self.tokens, self.mark, prompt, mark)) > need:
             return True
         store = self.snapshots
-        found = None if store is None else store.best(
-            lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
+        found = None if store is None else self._best_saved(store, prompt, mark)
         return found is not None and found[1] > need
+
+    def _best_saved(self, store: SnapshotStore, prompt: list[int],
+                    mark: int | None) -> tuple[Snapshot, int] | None:
+        """The saved state that lets ``prompt`` reuse the most tokens, with that count."""
+        return store.best(lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
+
+    def worth_saving(self) -> bool:
+        """Whether the cache holds enough evaluated tokens to be worth a saved state."""
+        return sum(1 for tok in self.tokens if tok != self.HOLE) >= self.SNAPSHOT_MIN
 
     def keep(self) -> bool:
         """Save the cache's state for later prompts; False without a store."""

@@ -30,7 +30,7 @@ from lsprotocol import types
 from ..backends.base import BackendError, Cancelled
 from ..context import CursorContext
 from ..convert import cursor_context
-from ..engine import WarmRegion
+from ..engine import WarmRegion, nearest_first
 from ..memory import trim
 from ..server import WARMUP_KEY
 
@@ -52,8 +52,8 @@ class RegionWarmer:
         self.ls = server
         self.focus: tuple[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._plans: dict[str, tuple[int | None, int, list[WarmRegion]]] = {}
-        """Per document: (version, line, its regions nearest that line first)."""
+        self._plans: dict[str, tuple[int | None, list[WarmRegion]]] = {}
+        """Per document: (version, its regions); a new cursor line only reorders them."""
         self._done: dict[str, tuple[int | None, set[int]]] = {}
         """Per document: (version, anchors of the regions warmed at that version)."""
         self.warmed = 0
@@ -143,13 +143,12 @@ class RegionWarmer:
                                  invoked=False)
         except ValueError:
             return None
-        engine = self.ls.host.engine(timeout=0)
         plan = self._plans.get(uri)
-        if plan is None or plan[0] != ctx.version or plan[1] != line:
-            regions = engine.warm_regions(ctx.suffix, line)
-            self._plans[uri] = (ctx.version, line, regions)
+        if plan is None or plan[0] != ctx.version:
+            regions = self.ls.host.engine(timeout=0).warm_regions(ctx.suffix, line)
+            self._plans[uri] = (ctx.version, regions)
         else:
-            regions = plan[2]
+            regions = nearest_first(plan[1], line)
         version, anchors = self._done.get(uri, (None, set()))
         if version != ctx.version:
             anchors = set()
