@@ -1,0 +1,174 @@
+"""`python -m slm_lsp.bench_decode REPO [REPO ...]`: generation time under drafting rules.
+
+Prompt-lookup decoding proposes tokens that followed the same few tokens earlier
+(see ``backends.llama.lookup_draft``) and checks them in one batch. A batch of
+several tokens costs more than one token, so a rule that drafts often and is
+rarely right makes generation slower. This command times the same requests
+under three rules, with the real model and no server:
+
+- ``off``: no drafts;
+- ``wide``: up to 8 tokens from the previous suggestion or the prompt, 3- or 2-token keys;
+- ``default``: the backend's rule (8 from the previous suggestion, fewer from the prompt
+  and only with a 3-token key).
+
+The requests are the benchmark's targets (fixed seed), whole-line and
+rest-of-line, with the prompt the engine would build minus the repository
+context. Each prompt is evaluated once untimed; then each rule generates once
+and only the generation is timed. The previous suggestion a rule drafts from is
+its own answer at the previous request, as when the user moves from line to line.
+Prints one JSON object; the texts must be the same under every rule (drafts only
+change the speed; the count is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prompts.fim import build_fim_prompt, fit_prefix, fit_suffix
+
+from .backends.llama import LlamaBackend
+from .bench_run import load_sources
+from .bench_targets import masked_document, mean, percentile, select_targets
+from .context import CursorContext
+from .engine import heal_text
+from .postprocess import decide_shape, stop_rule
+from .runtime import load_llama
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A drafting rule: the backend attributes it sets."""
+
+    name: str
+    draft_tokens: int
+    prompt_draft_tokens: int
+    prompt_draft_keys: tuple[int, ...]
+
+
+def rules(backend: LlamaBackend) -> list[Rule]:
+    """The compared rules; ``default`` is what the backend does out of the box."""
+    return [
+        Rule("off", 0, 0, ()),
+        Rule("wide", 8, 8, (3, 2)),
+        Rule("default", backend.draft_tokens, backend.prompt_draft_tokens,
+             tuple(backend.prompt_draft_keys)),
+    ]
+
+
+def contexts(roots: list[Path], count: int, seed: int) -> list[CursorContext]:
+    """A cursor context per task of ``count`` targets across ``roots``."""
+    files: dict[str, str] = {}
+    for root in roots:
+        for rel, text in load_sources(root).items():
+            files[f"{root.name}/{rel}"] = text
+    out = []
+    for target in select_targets(files, count, seed):
+        for column in (target.indent, target.column):
+            text = masked_document(files[target.path], target, column)
+            lines = text.split("\n")
+            before = "".join(x + "\n" for x in lines[:target.line]) + lines[target.line][:column]
+            out.append(CursorContext(uri=f"file:///{target.path}", path=target.path,
+                                     language=target.language, prefix=before,
+                                     suffix=text[len(before):], line=target.line,
+                                     character=column))
+    return out
+
+
+def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
+            suffix_tokens: int) -> dict[str, Any]:
+    """Time every rule on every task; see the module docstring."""
+    settings = Settings()
+    backend = load_llama(settings.model)
+    assert isinstance(backend, LlamaBackend)
+    fim = backend.fim
+    if fim is None:
+        raise SystemExit("error: the configured model has no fill-in-the-middle tokens")
+    compared = rules(backend)
+    times: dict[str, list[float]] = {r.name: [] for r in compared}
+    counts: dict[str, dict[str, int]] = {r.name: {"tokens": 0, "drafted": 0, "accepted": 0}
+                                         for r in compared}
+    previous: dict[str, list[int]] = {r.name: [] for r in compared}
+    same = 0
+    tasks = contexts(roots, count, seed)
+    for k, ctx in enumerate(tasks):
+        shape = decide_shape(ctx, settings.completion.max_lines)
+        heal = heal_text(ctx.prefix)
+        kept = ctx.prefix[:len(ctx.prefix) - len(heal)]
+        prompt = build_fim_prompt(
+            fim, fit_prefix(kept, prefix_tokens, backend.count_tokens),
+            fit_suffix(ctx.suffix, suffix_tokens, backend.count_tokens, first_line=ctx.line),
+            path=ctx.path)
+        limit = settings.completion.max_tokens if shape.multiline else \
+            min(settings.completion.max_tokens, 48)
+        stop = stop_rule(ctx, shape)
+        backend.draft_tokens = 0
+        backend.generate(prompt, max_tokens=limit, stop=stop, forced=heal)  # evaluate the prompt
+        texts = set()
+        for rule in compared:
+            backend.draft_tokens = rule.draft_tokens
+            backend.prompt_draft_tokens = rule.prompt_draft_tokens
+            backend.prompt_draft_keys = rule.prompt_draft_keys
+            backend.previous_tokens = previous[rule.name]
+            gen = backend.generate(prompt, max_tokens=limit, stop=stop, forced=heal)
+            previous[rule.name] = backend.previous_tokens
+            times[rule.name].append(gen.generate_ms)
+            c = counts[rule.name]
+            c["tokens"] += gen.n_generated
+            c["drafted"] += int(gen.timings.get("drafted", 0))
+            c["accepted"] += int(gen.timings.get("accepted", 0))
+            texts.add(gen.text)
+        same += len(texts) == 1
+        sys.stderr.write(f"[{k + 1}/{len(tasks)}] {ctx.path}:{ctx.line + 1} "
+                         + " ".join(f"{r.name} {times[r.name][-1]:.0f} ms" for r in compared)
+                         + "\n")
+    backend.close()
+    return {
+        "command": "python -m slm_lsp.bench_decode " + " ".join(str(r) for r in roots)
+                   + f" --targets {count} --seed {seed}",
+        "requests": len(tasks),
+        "same_text": same,
+        "prompt_budget": {"prefix": prefix_tokens, "suffix": suffix_tokens},
+        "rules": {r.name: {"draft_tokens": r.draft_tokens,
+                           "prompt_draft_tokens": r.prompt_draft_tokens,
+                           "prompt_draft_keys": list(r.prompt_draft_keys),
+                           "generate_ms_mean": _round(mean(times[r.name])),
+                           "generate_ms_p50": _round(percentile(times[r.name], 0.5)),
+                           "generate_ms_p95": _round(percentile(times[r.name], 0.95)),
+                           **counts[r.name]} for r in compared},
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench_decode",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("repos", type=Path, nargs="+", help="repository folders")
+    parser.add_argument("--targets", type=int, default=12, help="target lines (2 tasks each)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--prefix-tokens", type=int, default=768)
+    parser.add_argument("--suffix-tokens", type=int, default=256)
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    for root in args.repos:
+        if not root.is_dir():
+            parser.error(f"{root} is not a folder")
+    result = measure(args.repos, args.targets, args.seed, args.prefix_tokens, args.suffix_tokens)
+    text = json.dumps(result, indent=2)
+    sys.stdout.write(text + "\n")
+    if args.output:
+        args.output.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
