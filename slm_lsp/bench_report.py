@@ -268,6 +268,20 @@ def outside_split(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any] |
             "rest_n": len(rest), "rest_exact": _rate(rest)}
 
 
+def retrieval_ceiling(tasks: Sequence[dict[str, Any]], base: str = "no_retrieval") -> dict[
+        str, Any] | None:
+    """The most repository context could give: the exact-match rate of ``base`` if every
+    task that needs another file became exact and nothing else changed, and its ratio
+    to ``base``'s own rate. None without annotated tasks or exact answers."""
+    split = outside_split(tasks, base)
+    if split is None or not split["n"]:
+        return None
+    rest, need = split["rest_exact"] or 0.0, split["outside_n"]
+    now = (rest * split["rest_n"] + (split["outside_exact"] or 0.0) * need) / split["n"]
+    best = (rest * split["rest_n"] + need) / split["n"]
+    return {"exact": now, "ceiling": best, "ratio": best / now if now else None}
+
+
 def _outside_section(repos: dict[str, Any], names: list[str]) -> list[str]:
     sections = [(n, list(repos[n].get("raw", {}).get("tasks", {}).values())) for n in names]
     if len(sections) > 1:
@@ -292,7 +306,18 @@ def _outside_section(repos: dict[str, Any], names: list[str]) -> list[str]:
             "characters per token), and occurs in another file of the repository. Retrieved "
             "chunks never come from the target file, so only these tasks can gain from them.",
             "", "| repo | arm | tasks needing another file | exact match there | other tasks "
-            "| exact match there |", "| --- | --- | ---: | ---: | ---: | ---: |", *rows]
+            "| exact match there |", "| --- | --- | ---: | ---: | ---: | ---: |", *rows,
+            *_ceiling_line(sections[-1][1])]
+
+
+def _ceiling_line(tasks: Sequence[dict[str, Any]]) -> list[str]:
+    ceiling = retrieval_ceiling(tasks)
+    if ceiling is None or ceiling["ratio"] is None:
+        return []
+    return ["", f"Ceiling: if repository context made every task that needs another file "
+            f"exact and changed nothing else, exact match would go from "
+            f"{_pct(ceiling['exact'])} (no_retrieval) to {_pct(ceiling['ceiling'])}, "
+            f"{ceiling['ratio']:.2f} times as much."]
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -562,6 +562,10 @@ def test_report_splits_exact_match_by_whether_another_file_is_needed():
     assert "### Where repository context can help" in text
     assert "| alpha | no_retrieval | 4/8 | 0.0% | 4 | 50.0% |" in text
     assert "| alpha | retrieval | 4/8 | 100.0% | 4 | 50.0% |" in text
+    # no_retrieval answers 2 of 8; with all 4 tasks that need another file exact, 6 of 8.
+    assert bench_report.retrieval_ceiling(list(raw["tasks"].values())) == {
+        "exact": 0.25, "ceiling": 0.75, "ratio": 3.0}
+    assert "from 25.0% (no_retrieval) to 75.0%, 3.00 times as much" in text
     del raw["tasks"]["f.py:1#whole_line"]["outside_names"]  # an older results file
     assert "Where repository context can help" not in bench_report.render(doc)
 
