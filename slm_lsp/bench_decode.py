@@ -1,6 +1,13 @@
-"""`python -m slm_lsp.bench_decode REPO [REPO ...]`: generation time under drafting rules.
+"""`python -m slm_lsp.bench_decode REPO [REPO ...]`: decoding speed, prompt and generation.
 
-Prompt-lookup decoding proposes tokens that followed the same few tokens earlier
+Prompt evaluation by step: the backend evaluates a prompt in batches of at most
+``KVCache.CANCEL_STEP`` tokens for a request and ``KVCache.WARM_STEP`` for a region
+warm-up, checking for cancellation between batches. Smaller batches answer a
+cancellation sooner but read the weights more often. This command evaluates
+the prompt of the first target (default budgets, no repository context) from an
+empty cache in each step size of ``--steps``, best of two.
+
+Generation by drafting rule: prompt-lookup decoding proposes tokens that followed the same few tokens earlier
 (see ``backends.llama.lookup_draft``) and checks them in one batch. A batch of
 several tokens costs more than one token, so a rule that drafts often and is
 rarely right makes generation slower. This command times the same requests
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,9 +88,36 @@ def contexts(roots: list[Path], count: int, seed: int) -> list[CursorContext]:
     return out
 
 
+def eval_steps(backend: LlamaBackend, ctx: CursorContext, steps: list[int],
+               settings: Settings) -> dict[str, Any]:
+    """Milliseconds to evaluate ``ctx``'s default prompt from an empty cache, per step."""
+    fim = backend.fim
+    assert fim is not None
+    count = backend.count_tokens
+    c = settings.completion
+    tokens = backend.encode(build_fim_prompt(
+        fim, fit_prefix(ctx.prefix, c.max_prefix_tokens, count),
+        fit_suffix(ctx.suffix, c.max_suffix_tokens, count, first_line=ctx.line), path=ctx.path))
+    out: dict[str, Any] = {"tokens": len(tokens), "steps": {}}
+    for step in steps:
+        best = float("inf")
+        for _ in range(2):
+            backend.kv.clear()
+            backend.kv.step = step
+            started = time.perf_counter()
+            backend.kv.sync(tokens)
+            best = min(best, (time.perf_counter() - started) * 1000)
+        backend.kv.step = backend.kv.CANCEL_STEP
+        out["steps"][str(step)] = {"ms": round(best, 1),
+                                   "tokens_per_s": round(len(tokens) / best * 1000, 1)}
+        sys.stderr.write(f"step {step}: {best:.0f} ms for {len(tokens)} tokens\n")
+    backend.kv.clear()
+    return out
+
+
 def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
-            suffix_tokens: int) -> dict[str, Any]:
-    """Time every rule on every task; see the module docstring."""
+            suffix_tokens: int, steps: list[int]) -> dict[str, Any]:
+    """Time every step and every rule; see the module docstring."""
     settings = Settings()
     backend = load_llama(settings.model)
     assert isinstance(backend, LlamaBackend)
@@ -96,6 +131,7 @@ def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
     previous: dict[str, list[int]] = {r.name: [] for r in compared}
     same = 0
     tasks = contexts(roots, count, seed)
+    evaluation = eval_steps(backend, tasks[0], steps, settings) if tasks and steps else None
     for k, ctx in enumerate(tasks):
         shape = decide_shape(ctx, settings.completion.max_lines)
         heal = heal_text(ctx.prefix)
@@ -130,7 +166,9 @@ def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
     backend.close()
     return {
         "command": "python -m slm_lsp.bench_decode " + " ".join(str(r) for r in roots)
-                   + f" --targets {count} --seed {seed}",
+                   + f" --targets {count} --seed {seed} --steps "
+                   + " ".join(str(x) for x in steps),
+        "prompt_evaluation": evaluation,
         "requests": len(tasks),
         "same_text": same,
         "prompt_budget": {"prefix": prefix_tokens, "suffix": suffix_tokens},
@@ -157,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--prefix-tokens", type=int, default=768)
     parser.add_argument("--suffix-tokens", type=int, default=256)
+    parser.add_argument("--steps", type=int, nargs="*", default=[32, 64, 128, 256, 512],
+                        help="prompt evaluation batch sizes to time (none: skip)")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     for root in args.repos:
         if not root.is_dir():
             parser.error(f"{root} is not a folder")
-    result = measure(args.repos, args.targets, args.seed, args.prefix_tokens, args.suffix_tokens)
+    result = measure(args.repos, args.targets, args.seed, args.prefix_tokens, args.suffix_tokens,
+                     args.steps)
     text = json.dumps(result, indent=2)
     sys.stdout.write(text + "\n")
     if args.output:

@@ -620,3 +620,23 @@ def test_first_answers_pair_the_replay_with_the_quality_run() -> None:
                                       {"target": "a.py:12", "first_exact": True},
                                       {"target": "a.py:20", "first_exact": None}]}}}
     assert first_answers(raw, "x") == (2, 1, 1)
+
+
+def test_decode_bench_asks_both_tasks_of_each_target_on_the_masked_text(tmp_path: Path):
+    from slm_lsp.bench_decode import contexts, rules
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    body = "".join(f"    total_{i} = compute_value(items[{i}], scale={i})\n" for i in range(30))
+    (repo / "pkg" / "mod.py").write_text(f"def run(items):\n{body}    return total_0\n")
+    found = contexts([repo], 3, seed=1)
+    assert len(found) == 6
+    for whole, rest in zip(found[::2], found[1::2], strict=True):
+        assert whole.line == rest.line and whole.path == rest.path == "repo/pkg/mod.py"
+        line = whole.prefix.split("\n")[-1]
+        assert line.strip() == "" and whole.character == len(line) == 4
+        assert whole.suffix.split("\n")[0] == "", "the target line is masked after the cursor"
+        assert rest.character > 4 and rest.suffix.split("\n")[0] == ""
+    default = rules(SimpleNamespace(draft_tokens=8, prompt_draft_tokens=4,
+                                    prompt_draft_keys=(3,)))  # type: ignore[arg-type]
+    assert [r.name for r in default] == ["off", "wide", "default"]
+    assert default[0].draft_tokens == 0 and default[2].prompt_draft_tokens == 4
