@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prompts.fim import build_fim_prompt, fit_prefix, fit_suffix
+from prompts.fim import Segment, build_fim_prompt, fit_prefix, fit_suffix
 
 from .backends.llama import LlamaBackend
 from .bench_run import load_sources
-from .bench_targets import masked_document, mean, percentile, select_targets
-from .context import CursorContext
-from .engine import heal_text
+from .bench_targets import masked_document, mean, percentile, select_targets, utf16_column
+from .context import CursorContext, split_at
+from .engine import heal_text, token_limit
 from .postprocess import decide_shape, stop_rule
 from .runtime import load_llama
 from .settings import Settings
@@ -79,25 +79,33 @@ def contexts(roots: list[Path], count: int, seed: int) -> list[CursorContext]:
     for target in select_targets(files, count, seed):
         for column in (target.indent, target.column):
             text = masked_document(files[target.path], target, column)
-            lines = text.split("\n")
-            before = "".join(x + "\n" for x in lines[:target.line]) + lines[target.line][:column]
+            at = utf16_column(text.split("\n")[target.line], column)
+            prefix, suffix = split_at(text, target.line, at)
             out.append(CursorContext(uri=f"file:///{target.path}", path=target.path,
-                                     language=target.language, prefix=before,
-                                     suffix=text[len(before):], line=target.line,
-                                     character=column))
+                                     language=target.language, prefix=prefix, suffix=suffix,
+                                     line=target.line, character=at))
     return out
+
+
+def prompt_of(backend: LlamaBackend, ctx: CursorContext, prefix: str, prefix_tokens: int,
+                  suffix_tokens: int) -> list[Segment]:
+    """The prompt of ``ctx`` with ``prefix`` as the text before the cursor, cut to the
+    budgets like the engine cuts it, without repository context."""
+    fim = backend.fim
+    if fim is None:
+        raise SystemExit("error: the configured model has no fill-in-the-middle tokens")
+    count = backend.count_tokens
+    return build_fim_prompt(
+        fim, fit_prefix(prefix, prefix_tokens, count),
+        fit_suffix(ctx.suffix, suffix_tokens, count, first_line=ctx.line), path=ctx.path)
 
 
 def eval_steps(backend: LlamaBackend, ctx: CursorContext, steps: list[int],
                settings: Settings) -> dict[str, Any]:
     """Milliseconds to evaluate ``ctx``'s default prompt from an empty cache, per step."""
-    fim = backend.fim
-    assert fim is not None
-    count = backend.count_tokens
     c = settings.completion
-    tokens = backend.encode(build_fim_prompt(
-        fim, fit_prefix(ctx.prefix, c.max_prefix_tokens, count),
-        fit_suffix(ctx.suffix, c.max_suffix_tokens, count, first_line=ctx.line), path=ctx.path))
+    tokens = backend.encode(prompt_of(backend, ctx, ctx.prefix, c.max_prefix_tokens,
+                                          c.max_suffix_tokens))
     out: dict[str, Any] = {"tokens": len(tokens), "steps": {}}
     for step in steps:
         best = float("inf")
@@ -121,9 +129,6 @@ def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
     settings = Settings()
     backend = load_llama(settings.model)
     assert isinstance(backend, LlamaBackend)
-    fim = backend.fim
-    if fim is None:
-        raise SystemExit("error: the configured model has no fill-in-the-middle tokens")
     compared = rules(backend)
     times: dict[str, list[float]] = {r.name: [] for r in compared}
     counts: dict[str, dict[str, int]] = {r.name: {"tokens": 0, "drafted": 0, "accepted": 0}
@@ -136,12 +141,8 @@ def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
         shape = decide_shape(ctx, settings.completion.max_lines)
         heal = heal_text(ctx.prefix)
         kept = ctx.prefix[:len(ctx.prefix) - len(heal)]
-        prompt = build_fim_prompt(
-            fim, fit_prefix(kept, prefix_tokens, backend.count_tokens),
-            fit_suffix(ctx.suffix, suffix_tokens, backend.count_tokens, first_line=ctx.line),
-            path=ctx.path)
-        limit = settings.completion.max_tokens if shape.multiline else \
-            min(settings.completion.max_tokens, 48)
+        prompt = prompt_of(backend, ctx, kept, prefix_tokens, suffix_tokens)
+        limit = token_limit(settings.completion, shape)
         stop = stop_rule(ctx, shape)
         backend.draft_tokens = 0
         backend.generate(prompt, max_tokens=limit, stop=stop, forced=heal)  # evaluate the prompt

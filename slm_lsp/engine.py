@@ -63,6 +63,15 @@ def _blanks(line: str) -> str:
     return line[:len(line) - len(line.lstrip(" \t"))]
 
 
+SINGLE_LINE_TOKENS = 48
+"""Most tokens generated for a one-line suggestion."""
+
+
+def token_limit(settings: CompletionSettings, shape: Shape) -> int:
+    """Most tokens to generate for a suggestion of ``shape``."""
+    return settings.max_tokens if shape.multiline else min(settings.max_tokens, SINGLE_LINE_TOKENS)
+
+
 @dataclass
 class Suggestion:
     """One answer of the engine."""
@@ -313,7 +322,7 @@ class CompletionEngine:
         prompt = build_fim_prompt(
             self.fim, prefix, suffix, path=ctx.path, repo_name=self.repo_name, context=context
         )
-        max_tokens = self.settings.max_tokens if shape.multiline else min(self.settings.max_tokens, 48)
+        max_tokens = token_limit(self.settings, shape)
         gen = self.backend.generate(
             prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel, forced=heal
         )

@@ -769,7 +769,7 @@ class KVCache:
             state[s:s + done[0]] = prompt[s:s + done[0]]
 
 
-def lookup_draft(history: Sequence[int], previous: Sequence[int], limit: int,
+def lookup_draft(history: list[int], previous: list[int], limit: int,
                  prompt_limit: int = PROMPT_DRAFT, prompt_keys: Sequence[int] = (3,)) -> list[int]:
     """Prompt-lookup drafts: the tokens that followed the latest occurrence of the last
     tokens of ``history`` (prompt plus what was generated so far).
@@ -785,10 +785,10 @@ def lookup_draft(history: Sequence[int], previous: Sequence[int], limit: int,
     for key_len, corpus, most in sources:
         if len(history) <= key_len or most <= 0:
             continue
-        key = list(history[-key_len:])
+        key = history[-key_len:]
         for i in range(len(corpus) - key_len, -1, -1):
-            if list(corpus[i:i + key_len]) == key:
-                follow = list(corpus[i + key_len:i + key_len + most])
+            if corpus[i:i + key_len] == key:
+                follow = corpus[i + key_len:i + key_len + most]
                 if follow:
                     return follow
     return []

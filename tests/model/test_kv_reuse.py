@@ -17,7 +17,7 @@ from prompts.fim import Segment
 from slm_lsp.backends.base import Cancelled
 from slm_lsp.backends.llama import KVCache, LlamaBackend, _reused
 from slm_lsp.bench_client import ServerLog
-from slm_lsp.context import CursorContext
+from slm_lsp.context import CursorContext, split_at
 from slm_lsp.engine import CompletionEngine
 from slm_lsp.settings import CompletionSettings
 from tests.e2e.conftest import model_installed, real_file  # noqa: F401 - fixture
@@ -164,12 +164,10 @@ def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
         lines = real_file().with_name("compiler.py").read_text().split("\n")
         typed, later = 519, 534
 
-        def ctx(rows: list[str], row: int, col: int) -> CursorContext:
-            before = "".join(x + "\n" for x in rows[:row]) + rows[row][:col]
-            text = "\n".join(rows)
+        def ctx(rows: list[str], row: int, col: int) -> CursorContext:  # an ASCII file
+            prefix, suffix = split_at("\n".join(rows), row, col)
             return CursorContext(uri="file:///c.py", path="compiler.py", language="python",
-                                 prefix=before, suffix=text[len(before):], line=row,
-                                 character=col)
+                                 prefix=prefix, suffix=suffix, line=row, character=col)
 
         def indent(row: int) -> int:
             return len(lines[row]) - len(lines[row].lstrip())
