@@ -327,6 +327,9 @@ class CompletionEngine:
             prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel, forced=heal
         )
         text = clean(gen.text, ctx, shape)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("generated %d tokens (%s): %r -> %r", gen.n_generated, gen.stop_reason,
+                      gen.text, text)
         self.cache.put(ctx.prefix, ctx.suffix, text, shape)
         t3 = time.perf_counter()
         return Suggestion(

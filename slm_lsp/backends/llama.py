@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -72,6 +73,28 @@ def read_gguf_header(path: Path) -> None:
         raise BackendError(f"cannot read model file {path}: {exc}") from exc
     if magic != b"GGUF":
         raise BackendError(f"{path} is not a GGUF model file (bad magic {magic!r})")
+
+
+_LAST_WORD = re.compile(r"(?: ?[A-Za-z0-9_]+| |[^ ])\Z")
+
+
+def heal_split(forced: str) -> tuple[str, str]:
+    """``forced`` cut into the text that goes into the prompt and the piece that
+    constrains the first generated token.
+
+    Only the last word (with the space before it), or the last blank, is left to
+    the model: it picks the token that starts with it, which is what token
+    healing is for. The text before it is tokenized the way the model would
+    have tokenized it and evaluated with the prompt. Forcing every byte through
+    per-step constrained picks instead lets the model choose splits it never
+    saw in training (an indentation as three spaces and then single ones),
+    after which it can generate nothing but blanks; it also costs one decoding
+    step per forced token.
+    """
+    match = _LAST_WORD.search(forced)
+    if match is None:
+        return forced, ""
+    return forced[:match.start()], match.group(0)
 
 
 PROMPT_DRAFT = 4
@@ -268,9 +291,11 @@ class LlamaBackend:
         cancel: threading.Event | None = None,
         forced: str = "",
     ) -> Generation:
+        head, forced = heal_split(forced)
         tokens = self.encode(prompt)
         if not tokens:
             raise BackendError("empty prompt")
+        tokens += self.tokenize(head)
         if len(tokens) + max_tokens > self.n_ctx:
             raise BackendError(
                 f"prompt of {len(tokens)} tokens plus {max_tokens} to generate exceeds the "

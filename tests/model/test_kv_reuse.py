@@ -18,7 +18,7 @@ from slm_lsp.backends.base import Cancelled
 from slm_lsp.backends.llama import KVCache, LlamaBackend, _reused
 from slm_lsp.bench_client import ServerLog
 from slm_lsp.context import CursorContext, split_at
-from slm_lsp.engine import CompletionEngine
+from slm_lsp.engine import CompletionEngine, Suggestion
 from slm_lsp.settings import CompletionSettings
 from tests.e2e.conftest import model_installed, real_file  # noqa: F401 - fixture
 
@@ -199,3 +199,39 @@ def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
         assert got.n_reused >= live + KVCache.SNAPSHOT_GAIN, (got.n_reused, live)
     finally:
         warmer.close()
+
+
+def test_a_line_after_a_blank_line_gets_code_not_blanks(
+        backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend]) -> None:
+    """The benchmark's other slow case: line 519 of jinja2/compiler.py is typed, then
+    the user starts line 534, which follows a blank line, after its indentation.
+    Healing the line break and the indentation one constrained token at a time let
+    the model split the indentation into three spaces and single ones, after which
+    it generated blanks up to the token limit: 2.7 s for an empty suggestion, and
+    again for the next keystrokes. Only the last blank is left to the model now."""
+    reuse, _, _ = backends
+    lines = real_file().with_name("compiler.py").read_text().split("\n")
+    typed, later = 518, 533
+    assert not lines[later - 1].strip() and lines[later].strip().startswith("elif ")
+    engine = CompletionEngine(reuse, CompletionSettings())
+
+    def ask(rows: list[str], row: int, col: int) -> Suggestion:
+        prefix, suffix = split_at("\n".join(rows), row, col)
+        return engine.complete(CursorContext(uri="file:///c.py", path="compiler.py",
+                                             language="python", prefix=prefix, suffix=suffix,
+                                             line=row, character=col))
+
+    def indent(row: int) -> int:
+        return len(lines[row]) - len(lines[row].lstrip())
+
+    rows = list(lines)
+    for col in (indent(typed), len(lines[typed]) - 2):  # the user types line 519
+        rows[typed] = lines[typed][:col]
+        ask(rows, typed, col)
+    rows[typed] = lines[typed]
+    for word in ("", "e", "el"):  # and starts line 534
+        rows[later] = lines[later][:indent(later)] + word
+        got = ask(rows, later, indent(later) + len(word))
+        assert got.text.strip(), (word, got)
+        assert not got.text[:1].isspace(), (word, got.text)  # no extra indentation
+        assert got.timings.get("generate_ms", 0) < 1500, (word, got)  # 0: typed along

@@ -137,6 +137,21 @@ def test_heal_text_covers_the_word_and_the_blanks_before_it():
     assert heal_text(" " * 5000) == " " * 200  # bounded, however long the blank run
 
 
+
+def test_only_the_last_word_or_blank_of_the_healed_text_is_left_to_the_model():
+    from slm_lsp.backends.llama import heal_split
+
+    assert heal_split("\n        ") == ("\n       ", " ")  # the blank before the next word
+    assert heal_split("\n        ret") == ("\n       ", " ret")
+    assert heal_split(" comp") == ("", " comp")
+    assert heal_split("value_2") == ("", "value_2")
+    assert heal_split("\r\n\t") == ("\r\n", "\t")
+    assert heal_split("\n\n") == ("\n", "\n")  # the end of the text, not of a line
+    assert heal_split("") == ("", "")
+    for text in ("\n    x", "  ", "\t\tfoo_bar", "a.b"):
+        head, last = heal_split(text)
+        assert head + last == text and last
+
 def test_token_healing_can_be_switched_off():
     backend = FakeBackend("ute(a)")
     engine = CompletionEngine(backend, CompletionSettings(token_healing=False))
