@@ -18,7 +18,7 @@ from slm_lsp.backends.base import Cancelled
 from slm_lsp.backends.llama import KVCache, LlamaBackend, _reused
 from slm_lsp.bench_client import ServerLog
 from slm_lsp.context import CursorContext, split_at
-from slm_lsp.engine import CompletionEngine, Suggestion
+from slm_lsp.engine import CompletionEngine
 from slm_lsp.settings import CompletionSettings
 from tests.e2e.conftest import model_installed, real_file  # noqa: F401 - fixture
 
@@ -29,8 +29,8 @@ ROWS = (514, 516, 525, 538, 534, 556, 560, 565, 572)
 def prompt_at(engine: CompletionEngine, text: str, row: int) -> list[Segment]:
     """The engine's prompt with ``row`` emptied after its indentation and the cursor there."""
     lines = text.split("\n")
-    indent = len(lines[row]) - len(lines[row].lstrip())
-    lines[row] = lines[row][:indent]
+    col = indent(lines[row])
+    lines[row] = lines[row][:col]
     prefix = "\n".join(lines[:row + 1])
     suffix = "\n" + "\n".join(lines[row + 1:])
     seen: list[list[Segment]] = []
@@ -40,7 +40,7 @@ def prompt_at(engine: CompletionEngine, text: str, row: int) -> list[Segment]:
         raise Cancelled()
 
     ctx = CursorContext(uri="file:///x.py", path="utils.py", language="python", prefix=prefix,
-                        suffix=suffix, line=row, character=indent)
+                        suffix=suffix, line=row, character=col)
     real = engine.backend.generate
     engine.backend.generate = capture  # type: ignore[method-assign]
     try:
@@ -49,6 +49,17 @@ def prompt_at(engine: CompletionEngine, text: str, row: int) -> list[Segment]:
     finally:
         engine.backend.generate = real  # type: ignore[method-assign]
     return seen[0]
+
+
+def compiler_at(rows: list[str], row: int, col: int) -> CursorContext:
+    """A cursor at ``row``, ``col`` of jinja2/compiler.py with ``rows`` as its text (ASCII)."""
+    prefix, suffix = split_at("\n".join(rows), row, col)
+    return CursorContext(uri="file:///c.py", path="compiler.py", language="python",
+                         prefix=prefix, suffix=suffix, line=row, character=col)
+
+
+def indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 @pytest.fixture(scope="module")
@@ -164,24 +175,16 @@ def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
         lines = real_file().with_name("compiler.py").read_text().split("\n")
         typed, later = 519, 534
 
-        def ctx(rows: list[str], row: int, col: int) -> CursorContext:  # an ASCII file
-            prefix, suffix = split_at("\n".join(rows), row, col)
-            return CursorContext(uri="file:///c.py", path="compiler.py", language="python",
-                                 prefix=prefix, suffix=suffix, line=row, character=col)
-
-        def indent(row: int) -> int:
-            return len(lines[row]) - len(lines[row].lstrip())
-
         engine = CompletionEngine(warmer, CompletionSettings())
         rows = list(lines)
-        rows[typed] = lines[typed][:indent(typed)]
+        rows[typed] = lines[typed][:indent(lines[typed])]
         region = engine.warm_regions("\n".join(rows), typed)[0]
         assert region.first <= later <= region.last, region
-        assert engine.warm(ctx(rows, 0, 0), region) > 1000
-        rows[typed] = lines[typed][:indent(typed) + 12]  # the user is typing line 520
-        engine.complete(ctx(rows, typed, len(rows[typed])))
-        rows[typed], rows[later] = lines[typed], lines[later][:indent(later)]
-        at = ctx(rows, later, indent(later))
+        assert engine.warm(compiler_at(rows, 0, 0), region) > 1000
+        rows[typed] = lines[typed][:indent(lines[typed]) + 12]  # the user is typing line 520
+        engine.complete(compiler_at(rows, typed, len(rows[typed])))
+        rows[typed], rows[later] = lines[typed], lines[later][:indent(lines[later])]
+        at = compiler_at(rows, later, indent(lines[later]))
         seen: list[list[Segment]] = []
         real = warmer.generate
 
@@ -215,23 +218,14 @@ def test_a_line_after_a_blank_line_gets_code_not_blanks(
     assert not lines[later - 1].strip() and lines[later].strip().startswith("elif ")
     engine = CompletionEngine(reuse, CompletionSettings())
 
-    def ask(rows: list[str], row: int, col: int) -> Suggestion:
-        prefix, suffix = split_at("\n".join(rows), row, col)
-        return engine.complete(CursorContext(uri="file:///c.py", path="compiler.py",
-                                             language="python", prefix=prefix, suffix=suffix,
-                                             line=row, character=col))
-
-    def indent(row: int) -> int:
-        return len(lines[row]) - len(lines[row].lstrip())
-
     rows = list(lines)
-    for col in (indent(typed), len(lines[typed]) - 2):  # the user types line 519
+    for col in (indent(lines[typed]), len(lines[typed]) - 2):  # the user types line 519
         rows[typed] = lines[typed][:col]
-        ask(rows, typed, col)
+        engine.complete(compiler_at(rows, typed, col))
     rows[typed] = lines[typed]
     for word in ("", "e", "el"):  # and starts line 534
-        rows[later] = lines[later][:indent(later)] + word
-        got = ask(rows, later, indent(later) + len(word))
+        rows[later] = lines[later][:indent(lines[later])] + word
+        got = engine.complete(compiler_at(rows, later, indent(lines[later]) + len(word)))
         assert got.text.strip(), (word, got)
         assert not got.text[:1].isspace(), (word, got.text)  # no extra indentation
         assert got.timings.get("generate_ms", 0) < 1500, (word, got)  # 0: typed along

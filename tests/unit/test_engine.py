@@ -137,7 +137,6 @@ def test_heal_text_covers_the_word_and_the_blanks_before_it():
     assert heal_text(" " * 5000) == " " * 200  # bounded, however long the blank run
 
 
-
 def test_only_the_last_word_or_blank_of_the_healed_text_is_left_to_the_model():
     from slm_lsp.backends.llama import heal_split
 
@@ -151,6 +150,7 @@ def test_only_the_last_word_or_blank_of_the_healed_text_is_left_to_the_model():
     for text in ("\n    x", "  ", "\t\tfoo_bar", "a.b"):
         head, last = heal_split(text)
         assert head + last == text and last
+
 
 def test_token_healing_can_be_switched_off():
     backend = FakeBackend("ute(a)")
