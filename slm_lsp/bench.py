@@ -111,9 +111,9 @@ def run(args: argparse.Namespace, prog: str, shown: list[str] | None = None) -> 
 
     if args.render:
         doc = json.loads(args.render.read_text(encoding="utf-8"))
-        from .bench_run import annotate_missing
+        from .bench_run import reannotate
 
-        annotate_missing(doc)  # results files from before `outside_names`
+        reannotate(doc)
         report = args.report or DEVSET_REPORT
         report.write_text(bench_report.render(doc), encoding="utf-8")
         print(f"wrote {report}", file=sys.stderr)

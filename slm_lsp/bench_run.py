@@ -507,14 +507,14 @@ def annotate_outside(raw: dict[str, Any], texts: dict[str, str]) -> None:
                                               defaults.max_suffix_tokens)
 
 
-def annotate_missing(doc: dict[str, Any]) -> None:
-    """Add `outside_names` to the tasks of a results file written before it existed,
-    from the repositories' sources when they are still on disk."""
+def reannotate(doc: dict[str, Any]) -> None:
+    """Recompute `outside_names` on the tasks of a results file from the repositories'
+    sources when they are still on disk (files written before it existed, or before
+    a change to how it is judged); otherwise the file's own annotations stay."""
     for entry in doc.get("repos", {}).values():
         raw = entry.get("raw", {})
-        tasks = raw.get("tasks", {})
         root = Path(entry["repo"]["root"])
-        if any("outside_names" not in t for t in tasks.values()) and root.is_dir():
+        if raw.get("tasks") and root.is_dir():
             annotate_outside(raw, load_sources(root))
 
 

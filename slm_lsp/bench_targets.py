@@ -91,6 +91,7 @@ CHARS_PER_TOKEN = 4.4
 """Characters per token of the default model on the dev set's Python files (measured
 on click, attrs and jinja2: 4.38-4.42)."""
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD_END = re.compile(r"[A-Za-z0-9_]+\Z")
 _KNOWN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls"}
 
 
@@ -111,17 +112,22 @@ def outside_names(target: Target, task: str, files: dict[str, str],
     occurs in some other file. Retrieved chunks never come from the target file,
     so these are the tasks where repository context can supply something the
     prompt lacks; on the others the model already sees every name it must write.
+    A cursor inside a word makes the whole word the answer's first name (the
+    `one` of `None` is the keyword, not a name to look up).
     """
     text = files[target.path]
     lines = text.split("\n")
     start = sum(len(line) + 1 for line in lines[:target.line])
-    cursor = start + target.cursor(task)
+    column = target.cursor(task)
+    cursor = start + column
     end = start + len(target.text)
     window = (text[max(0, cursor - int(before_tokens * CHARS_PER_TOKEN)):cursor]
               + "\n" + text[end:end + int(after_tokens * CHARS_PER_TOKEN)])
     local = set(_NAME.findall(window))
+    head = _WORD_END.search(target.text[:column])
+    answer = target.text[head.start() if head else column:].rstrip()
     found = []
-    for name in dict.fromkeys(_NAME.findall(target.truth(task))):
+    for name in dict.fromkeys(_NAME.findall(answer)):
         if name in _KNOWN or name in local or len(name) < 2:
             continue
         if any(name in held for path, held in names.items() if path != target.path):

@@ -545,6 +545,15 @@ def test_outside_names_are_the_answers_names_only_other_files_have():
     # A rest-of-line task after the name has nothing left to find.
     late = Target("main.py", row + 1, target.text, 4, target.text.index("+"), "python")
     assert outside_names(late, "rest_of_line", files, names, 1536, 256) == []
+    # A cursor inside a word: the whole word counts, not the tail after the cursor
+    # ("ows" of fetch_rows is in no file; "one" of None is in helper.py's text).
+    inside = Target("main.py", row + 1, target.text, 4, target.text.index("_rows") + 2, "python")
+    assert outside_names(inside, "rest_of_line", files, names, 20, 0) == ["fetch_rows", "db"]
+    files["helper.py"] += "# one more\n"
+    names = file_names(files)
+    text = "    return None if db else rows"
+    in_none = Target("main.py", row + 1, text, 4, text.index("None") + 1, "python")
+    assert outside_names(in_none, "rest_of_line", files, names, 1536, 256) == []
 
 
 def test_report_splits_exact_match_by_whether_another_file_is_needed():
