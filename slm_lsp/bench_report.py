@@ -379,7 +379,8 @@ def render(doc: dict[str, Any]) -> str:
                  f"replay paused {options['think_ms']} ms. " if options.get("think_ms") else "")
               + "p50 / p95. *First on file*: the first request in a newly opened "
               "file; *first at line*: the first request at a new line of a file already open "
-              "(the line was emptied, then typed). *Fast*: typing answers under "
+              "(the file's lines to type are empty from the moment it is opened, so the server "
+              "never sees one before it is typed). *Fast*: typing answers under "
               f"{FAST_MS:.0f} ms (served without the model). Chars saved: characters the user would not "
               "have typed by accepting the first suggestion that equals the rest of the line.",
               "", "| repo | arm | lines | first on file | first at line | first (both) | typing "
@@ -503,7 +504,8 @@ def _first_answers_section(repos: dict[str, Any], names: Sequence[str]) -> list[
              for arm, (n, typed, cold) in totals.items()] if len(names) > 1 else []
     return ["", "### First answers at a typed line", "",
             "The first suggestion at each typed line (cursor after the indentation, the "
-            "line emptied) is the quality run's whole-line task on the same target. Served "
+            "line emptied) is the quality run's whole-line task on the same target (in the "
+            "replay the file's lines still to type are empty as well). Served "
             "in the replay from whatever the server had prepared (saved or warmed model "
             "states reused in part, see the README), in the quality run from an empty "
             "cache. Exact answers of each:", "",

@@ -40,6 +40,7 @@ from .bench_targets import (
     exact_match,
     file_names,
     masked_document,
+    masked_lines,
     outside_names,
     read_source,
     select_targets,
@@ -337,6 +338,9 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
                       opts: Options) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Type the target line one character at a time, asking after each keystroke.
 
+    ``text`` is the document as the cursor arrives: this line and the file's other
+    lines still to be typed are empty after their indentation (`masked_lines`).
+
     Returns per-request samples and the line's summary. With ``opts.pace_ms``
     0 the next keystroke waits for the answer (every keystroke gets a latency);
     otherwise keystrokes come every ``pace_ms`` and a request still running
@@ -345,7 +349,7 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
     code = target.code
     reading = opts.read_s and first_kind == "first_file" and warms_regions(server.settings)
     warmed = server.log.warm_done if reading else 0
-    server.show(target.path, masked_document(text, target, target.indent), target.language)
+    server.show(target.path, text, target.language)
     read = 0.0
     if reading:  # the user reads the new file with the cursor on the line; the server warms
         server.cursor(target.path, target.line, target.indent)
@@ -608,9 +612,11 @@ async def run_typing(repo: Repo, arm: Arm, typed: Sequence[Target], texts: dict[
         server, session = await open_session(root, arm, opts,
                                              logs / f"{arm.name}-typing-{n}.log", env)
         try:
-            for target in group:
+            for i, target in enumerate(group):
                 first = "first_line" if target.path in server.docs else "first_file"
-                got, line = await replay_line(server, target, texts[target.path], first, opts)
+                to_type = [t for t in group[i:] if t.path == target.path]
+                shown = masked_lines(texts[target.path], to_type)
+                got, line = await replay_line(server, target, shown, first, opts)
                 samples.extend(got)
                 lines.append(line)
                 ok = [s["ms"] for s in got if s["status"] == "ok" and s["kind"] == "typing"]

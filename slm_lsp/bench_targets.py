@@ -294,6 +294,15 @@ def masked_document(text: str, target: Target, column: int) -> str:
     return "\n".join(lines)
 
 
+def masked_lines(text: str, targets: Sequence[Target]) -> str:
+    """The document with every one of ``targets``' lines emptied after its
+    indentation: the typing replay's lines that are still to be typed. The server
+    never sees a line before it is typed, not even in a region it warmed early."""
+    for target in targets:
+        text = masked_document(text, target, target.indent)
+    return text
+
+
 def utf16_column(line: str, column: int) -> int:
     """An LSP (UTF-16) column for a character index into ``line``."""
     return sum(2 if ord(ch) > 0xFFFF else 1 for ch in line[:column])

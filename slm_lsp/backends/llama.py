@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,11 @@ class LlamaBackend:
                 return buf.raw[:n]
             size = -n
 
+    def text_of(self, tokens: Sequence[int]) -> bytes:
+        """The bytes of ``tokens`` (cells the cache lacks, ``KVCache.HOLE``, count as none)."""
+        table = self._pieces()
+        return b"".join(table[t] for t in tokens if t >= 0)
+
     def is_end(self, token: int) -> bool:
         """End-of-generation or any control token: generation stops there."""
         c = self._c
@@ -381,7 +386,7 @@ class LlamaBackend:
         forced: str,
     ) -> Generation:
         t0 = time.perf_counter()
-        reused = self.kv.sync(tokens, cancel, self._cursor_mark(tokens))
+        reused = self.kv.sync(tokens, cancel, self._cursor_mark(tokens), forced.encode("utf-8"))
         t1 = time.perf_counter()
         run = _Run(self, forced.encode("utf-8"), stop, max_tokens)
         history = list(tokens)
@@ -620,16 +625,18 @@ class KVCache:
     over cached text (see ``plan``)."""
 
     def sync(self, prompt: list[int], cancel: threading.Event | None = None,
-             mark: int | None = None) -> int:
+             mark: int | None = None, forced: bytes = b"") -> int:
         """Make the cache hold ``prompt`` with fresh logits for its last token.
 
-        ``mark`` is where the cursor marker sits in ``prompt`` (see ``plan``).
+        ``mark`` is where the cursor marker sits in ``prompt`` (see ``plan``);
+        ``forced`` is the text the generation must start with (token healing),
+        which is typed text all the same (see ``deleted_before_cursor``).
         Returns how many prompt tokens were reused rather than evaluated.
         """
-        n, blocks = self._layout(self.tokens, self.mark, prompt, mark)
+        n, blocks = self._layout(self.tokens, self.mark, prompt, mark, forced)
         if self.snapshots is not None and len(prompt) - _reused(n, blocks) >= self.SNAPSHOT_GAIN:
-            if self._jump(prompt, mark, _reused(n, blocks)):
-                n, blocks = self._layout(self.tokens, self.mark, prompt, mark)
+            if self._jump(prompt, mark, _reused(n, blocks), forced):
+                n, blocks = self._layout(self.tokens, self.mark, prompt, mark, forced)
         self.mark = mark
         cached = self.tokens
         if blocks:
@@ -647,9 +654,10 @@ class KVCache:
         return n
 
     def _layout(self, cached: Sequence[int], cached_mark: int | None, prompt: list[int],
-                mark: int | None) -> tuple[int, list[Block]]:
+                mark: int | None, forced: bytes = b"") -> tuple[int, list[Block]]:
         """The common prefix of a cache holding ``cached`` and ``prompt``, and the
-        blocks after it that can be moved rather than evaluated."""
+        blocks after it that can be moved rather than evaluated (none after a
+        deletion before the cursor, see ``deleted_before_cursor``)."""
         n = 0
         limit = min(len(cached), len(prompt) - 1)  # the last token is always re-evaluated
         while n < limit and cached[n] == prompt[n]:
@@ -657,6 +665,13 @@ class KVCache:
         marks = None if mark is None or cached_mark is None else (cached_mark, mark)
         blocks = plan(cached, prompt, n, self.MIN_SPLICE, self.REFRESH, marks=marks,
                       window=self.WINDOW) if self.splice else []
+        fim = self.b.fim
+        if blocks and fim is not None and fim.order == "psm" and deleted_before_cursor(
+                cached, cached_mark, prompt, mark, n, forced, self.b.text_of,
+                self.b._special_id(fim.middle)):
+            log.debug("kv reuse: text before the cursor was deleted; %d blocks not moved",
+                      len(blocks))
+            blocks = []
         return n, blocks
 
     SNAPSHOT_MIN = 256
@@ -670,13 +685,14 @@ class KVCache:
     of its tokens to evaluate: redoing a region costs its whole prompt from the first
     changed token, a request in it only the tokens left."""
 
-    def _jump(self, prompt: list[int], mark: int | None, reused: int) -> bool:
+    def _jump(self, prompt: list[int], mark: int | None, reused: int,
+              forced: bytes = b"") -> bool:
         """Much of ``prompt`` is new to the cache: read back a saved state that serves
         it better, if there is one. When most of it is new (a far jump), the cache's
         own state is saved first. True when the cache changed."""
         store = self.snapshots
         assert store is not None
-        found = self._best_saved(store, prompt, mark)
+        found = self._best_saved(store, prompt, mark, forced)
         if reused < len(prompt) // 2 and self.worth_saving():
             self._save(store)
         if found is None or found[1] < reused + self.SNAPSHOT_GAIN:
@@ -708,10 +724,11 @@ class KVCache:
         found = None if store is None else self._best_saved(store, prompt, mark)
         return found is not None and found[1] > need
 
-    def _best_saved(self, store: SnapshotStore, prompt: list[int],
-                    mark: int | None) -> tuple[Snapshot, int] | None:
+    def _best_saved(self, store: SnapshotStore, prompt: list[int], mark: int | None,
+                    forced: bytes = b"") -> tuple[Snapshot, int] | None:
         """The saved state that lets ``prompt`` reuse the most tokens, with that count."""
-        return store.best(lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark)))
+        return store.best(
+            lambda snap: _reused(*self._layout(snap.tokens, snap.mark, prompt, mark, forced)))
 
     def worth_saving(self) -> bool:
         """Whether the cache holds enough evaluated tokens to be worth a saved state."""
@@ -822,6 +839,42 @@ def lookup_draft(history: list[int], previous: list[int], limit: int,
 
 Block = tuple[int, int, int]
 """A run of cached tokens to keep: (position in the cache, position in the prompt, length)."""
+
+
+def deleted_before_cursor(cached: Sequence[int], cached_mark: int | None,
+                          prompt: Sequence[int], mark: int | None, n: int, forced: bytes,
+                          text: Callable[[Sequence[int]], bytes], middle: int | None) -> bool:
+    """Whether text that stood before the cursor in the cached prompt, after the
+    common prefix ``n``, is no longer in the document (prefix/suffix/middle order).
+
+    Every cached cell after such text was computed while reading it: moved into
+    the new prompt, those cells still tell the model the deleted text is there.
+    On the benchmark, where a line's rest-of-line task (cursor inside the line)
+    comes right before its whole-line task (the line emptied), the whole-line
+    answer left out the words deleted in between (`Markup(rv)` for
+    `return Markup(rv)`, jinja2/runtime.py:375).
+
+    The new prompt's text from ``n`` on is the document from there: its prefix
+    part, the healed text after the middle token and ``forced``, then the suffix
+    part. The cached text must reappear in it as it was, or with text inserted
+    somewhere before the new cursor (typing, a line typed above): a cursor move
+    keeps it whole, a deletion or a replacement does not.
+    """
+    if cached_mark is None or mark is None or not n <= cached_mark or not n <= mark:
+        return False
+    gone = text(cached[n:cached_mark])
+    if not gone.strip():
+        return False
+    end = len(prompt)
+    if middle is not None:
+        end = next((i for i in range(len(prompt) - 1, mark, -1) if prompt[i] == middle), end)
+    before = text(prompt[n:mark]) + text(prompt[end + 1:]) + forced
+    doc = before + text(prompt[mark + 1:end])
+    if doc.startswith(gone):
+        return False
+    same = len(os.path.commonprefix([gone, doc]))
+    resumes = doc.find(gone[same:], same)
+    return resumes < 0 or resumes > len(before)
 
 
 def _reused(n: int, blocks: Sequence[Block]) -> int:

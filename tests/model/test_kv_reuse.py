@@ -163,8 +163,11 @@ def test_going_back_to_a_place_reads_its_saved_state(
 def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
         backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """The benchmark's slow case: a band of jinja2/compiler.py is warmed with line 520
-    empty, the user types line 520, then starts line 535 in the same band. The cache
+    """The benchmark's slow case: a band of jinja2/compiler.py is warmed with lines 520
+    and 535 empty (both still to type), the user types line 520, then starts line 535
+    in the same band. (Warmed with line 535 whole, the band would hold the text the
+    user is about to write; emptying the line deletes it, and the saved cells after
+    it are then evaluated again, see ``deleted_before_cursor``.) The cache
     then holds line 520's prompt, which leaves far more to evaluate at 535 than the
     band's saved state does; the saved state must be read back (it was not while a
     state had to spare 128 tokens: this one spares about 50)."""
@@ -178,12 +181,13 @@ def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
         engine = CompletionEngine(warmer, CompletionSettings())
         rows = list(lines)
         rows[typed] = lines[typed][:indent(lines[typed])]
+        rows[later] = lines[later][:indent(lines[later])]
         region = engine.warm_regions("\n".join(rows), typed)[0]
         assert region.first <= later <= region.last, region
         assert engine.warm(compiler_at(rows, 0, 0), region) > 1000
         rows[typed] = lines[typed][:indent(lines[typed]) + 12]  # the user is typing line 520
         engine.complete(compiler_at(rows, typed, len(rows[typed])))
-        rows[typed], rows[later] = lines[typed], lines[later][:indent(lines[later])]
+        rows[typed] = lines[typed]
         at = compiler_at(rows, later, indent(lines[later]))
         seen: list[list[Segment]] = []
         real = warmer.generate
@@ -229,3 +233,37 @@ def test_a_line_after_a_blank_line_gets_code_not_blanks(
         assert got.text.strip(), (word, got)
         assert not got.text[:1].isspace(), (word, got.text)  # no extra indentation
         assert got.timings.get("generate_ms", 0) < 1500, (word, got)  # 0: typed along
+
+
+def test_text_deleted_before_the_cursor_is_not_read_from_moved_cells(
+        backends: tuple[LlamaBackend, LlamaBackend, LlamaBackend]) -> None:
+    """The benchmark's rest-of-line task on jinja2/runtime.py:375 (cursor after
+    `return Mar`), then its whole-line task (the line emptied). The suffix's cached
+    cells were computed after `return`: moved into the second prompt, they made the
+    model leave `return` out (`Markup(rv)`). After a deletion they are evaluated
+    again, and the answer is the one from an empty cache."""
+    reuse, cold, _ = backends
+    lines = real_file().with_name("runtime.py").read_text().split("\n")
+    row = 374
+    line = lines[row]
+    assert line.strip() == "return Markup(rv)"
+
+    def cursor(col: int) -> CursorContext:
+        rows = list(lines)
+        rows[row] = line[:col]
+        prefix, suffix = split_at("\n".join(rows), row, col)
+        return CursorContext(uri="file:///r.py", path="runtime.py", language="python",
+                             prefix=prefix, suffix=suffix, line=row, character=col)
+
+    engine = CompletionEngine(reuse, CompletionSettings())
+    engine.complete(cursor(line.index("Markup") + 3))
+    got = engine.complete(cursor(indent(line)))
+    fresh = CompletionEngine(cold, CompletionSettings())
+    cold.kv.clear()
+    want = fresh.complete(cursor(indent(line)))
+    print(f"\nwhole line after the deletion: {got.text!r} in {got.timings['total_ms']:.0f} ms, "
+          f"{got.n_reused} of {got.n_prompt} prompt tokens reused; from an empty cache "
+          f"{want.text!r} in {want.timings['total_ms']:.0f} ms")
+    assert got.text == want.text, (got.text, want.text)
+    assert got.text.startswith("return "), got.text
+    assert got.n_reused > 0  # the text before the line is still read from the cache

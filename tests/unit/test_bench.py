@@ -36,6 +36,7 @@ from slm_lsp.bench_targets import (
     levenshtein,
     make_target,
     masked_document,
+    masked_lines,
     outside_names,
     percentile,
     select_targets,
@@ -260,6 +261,21 @@ class FakePending(Pending):
         return Answer(self.future.result(), 3.0)
 
 
+def test_the_replay_shows_every_line_still_to_type_empty():
+    first = _target()
+    lines = SOURCE.split("\n")
+    row = next(i for i, x in enumerate(lines) if i > first.line and len(x.strip()) >= 10)
+    second = _target(row=row)
+    shown = masked_lines(SOURCE, [first, second]).split("\n")
+    assert shown[first.line] == first.text[:first.indent]
+    assert shown[second.line] == second.text[:second.indent]
+    assert [x for i, x in enumerate(shown) if i not in (first.line, second.line)] == \
+        [x for i, x in enumerate(lines) if i not in (first.line, second.line)]
+    assert masked_lines(SOURCE, []) == SOURCE
+    with pytest.raises(ValueError):
+        masked_lines(masked_lines(SOURCE, [second]), [second])  # the line is no longer there
+
+
 async def test_each_task_sends_the_masked_document_then_closes_it():
     target = _target()
     server = FakeServer(["return nothing", target.truth("whole_line")])
@@ -282,7 +298,7 @@ async def test_typing_replay_types_the_line_and_counts_saved_characters():
     code = target.code
     answers = ["wrong", "wrong", code[2:]] + ["x"] * len(code)
     server = FakeServer(answers)
-    samples, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+    samples, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
                                       Options(debounce_ms=0))
     assert "\n".join(server.docs[target.path]) == SOURCE
     assert len(samples) == len(code)
@@ -292,7 +308,7 @@ async def test_typing_replay_types_the_line_and_counts_saved_characters():
     assert line == {"target": target.key, "first": "first_file", "chars": len(code),
                     "saved": len(code) - 2, "read_s": 0.0, "first_exact": False}  # "wrong"
     server = FakeServer([code] + ["x"] * len(code))
-    _, line = await replay_line(server, target, SOURCE, "first_line",  # type: ignore[arg-type]
+    _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_line",  # type: ignore[arg-type]
                                 Options(debounce_ms=0))
     assert line["first_exact"] is True and line["saved"] == len(code)
 
@@ -302,7 +318,7 @@ async def test_think_time_reports_the_cursor_then_pauses_before_the_first_keystr
     for think_ms in (0, 150):
         server = FakeServer([])
         start = time.monotonic()
-        await replay_line(server, target, SOURCE, "first_line",  # type: ignore[arg-type]
+        await replay_line(server, target, masked_lines(SOURCE, [target]), "first_line",  # type: ignore[arg-type]
                           Options(debounce_ms=0, think_ms=think_ms))
         kinds = [e[0] for e in server.events]
         if think_ms:
@@ -496,7 +512,7 @@ class SlowServer(FakeServer):
 async def test_paced_typing_cancels_requests_overtaken_by_keystrokes():
     target = _target()
     server = SlowServer(delay=0.2)
-    samples, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+    samples, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
                                       Options(debounce_ms=5, pace_ms=30))
     assert "\n".join(server.docs[target.path]) == SOURCE
     assert len(samples) == len(target.code)
@@ -603,17 +619,17 @@ async def test_a_reading_pause_ends_when_the_server_says_its_warm_ups_are_done()
         server.log.warm_done += 1  # type: ignore[attr-defined]
 
     task = asyncio.ensure_future(warm_done_later())
-    _, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+    _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
                                 Options(debounce_ms=0, read_s=5))
     await task
     assert ("cursor", (target.line, target.indent)) in server.events
     assert 0.3 <= line["read_s"] < 2
     # no pause for a line of a file already open, nor for arms without warm-ups
-    _, line = await replay_line(server, target, SOURCE, "first_line",  # type: ignore[arg-type]
+    _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_line",  # type: ignore[arg-type]
                                 Options(debounce_ms=0, read_s=5))
     assert line["read_s"] == 0
     server.settings = {"completion": {"warmRegions": 0}}  # type: ignore[attr-defined]
-    _, line = await replay_line(server, target, SOURCE, "first_file",  # type: ignore[arg-type]
+    _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
                                 Options(debounce_ms=0, read_s=5))
     assert line["read_s"] == 0
 

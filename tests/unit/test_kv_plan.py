@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from slm_lsp.backends.llama import KVCache, PieceTable, plan
+from slm_lsp.backends.llama import KVCache, PieceTable, deleted_before_cursor, plan
 
 MIN, REFRESH = KVCache.MIN_SPLICE, KVCache.REFRESH
 
@@ -120,3 +120,47 @@ def test_piece_table_returns_each_token_s_bytes() -> None:
         table[6]
     with pytest.raises(IndexError):
         table[-1]
+
+
+def test_a_deletion_before_the_cursor_is_told_from_typing_and_cursor_moves() -> None:
+    # A toy vocabulary: 1-3 are the FIM prefix, suffix and middle tokens.
+    words = ["if ok:", "\n", "    ", " return", " x", "\n", "    ", " pass", " y", " z"]
+    vocab = {10 + i: w.encode() for i, w in enumerate(words)}
+    vocab.update({1: b"<P>", 2: b"<S>", 3: b"<M>", KVCache.HOLE: b""})
+
+    def text(tokens: list[int]) -> bytes:
+        return b"".join(vocab[t] for t in tokens if t >= 0)
+
+    def deleted(cached: list[int], prompt: list[int], forced: bytes = b"") -> bool:
+        n = common_prefix(cached, prompt)
+        return deleted_before_cursor(cached, cached.index(2), prompt, prompt.index(2), n,
+                                     forced, text, 3)
+
+    suffix = [15, 16, 17, 18]
+    # The cursor was after "    return" (the rest-of-line task) ...
+    typed = [1, 10, 11, 12, 13, 2, *suffix, 3, 14]
+    # ... and the line was then emptied: " return" is gone.
+    emptied = [1, 10, 2, *suffix, 3, 11, 12]
+    assert deleted(typed, emptied)
+    assert deleted(typed, emptied, b" ")
+    # Backspacing over the blank after "return" leaves the word to token healing: kept.
+    assert not deleted(typed, emptied, b" return")
+    # Typing on extends the text; going on from a line with nothing before the cursor too.
+    assert not deleted(emptied, typed)
+    assert not deleted(typed, [1, 10, 11, 12, 13, 14, 2, *suffix, 3, 19])
+    # The cursor moved down over the next line, or back up: the text is all still there.
+    at_x = [1, 10, 11, 12, 13, 2, *suffix, 3]      # "if ok:\n    return x|\n    pass y"
+    at_y = [1, 10, 11, 12, 13, 14, 15, 16, 17, 2, 3]
+    assert not deleted(at_x, at_y, b" y")
+    assert not deleted(at_y, at_x, b" x")
+    assert deleted(at_y, at_x, b" z")  # " x" was replaced
+    # Holes (cells a cancelled evaluation never made) hold no text to lose.
+    assert not deleted([1, 10, KVCache.HOLE, 2, *suffix], [1, 10, 2, *suffix, 3, 11])
+    # Blanks alone, or no marker in either prompt, never count.
+    assert not deleted([1, 10, 11, 12, 2, *suffix], [1, 10, 2, *suffix])
+    assert not deleted_before_cursor(typed, None, emptied, 2, 2, b"", text, 3)
+    # A line above the cursor typed on (an insertion before the old cursor): kept;
+    # that line deleted: not.
+    two = [1, 10, 11, 12, 13, 15, 16, 17, 2, 18, 3]  # "if ok:\n    return\n    pass| y"
+    assert not deleted(two, [1, 10, 11, 12, 13, 14, 15, 16, 17, 2, 18, 3])
+    assert deleted(two, [1, 10, 15, 16, 17, 2, 18, 3])
