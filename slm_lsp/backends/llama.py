@@ -386,9 +386,10 @@ class LlamaBackend:
         forced: str,
     ) -> Generation:
         t0 = time.perf_counter()
-        reused = self.kv.sync(tokens, cancel, self._cursor_mark(tokens), forced.encode("utf-8"))
+        need = forced.encode("utf-8")
+        reused = self.kv.sync(tokens, cancel, self._cursor_mark(tokens), need)
         t1 = time.perf_counter()
-        run = _Run(self, forced.encode("utf-8"), stop, max_tokens)
+        run = _Run(self, need, stop, max_tokens)
         history = list(tokens)
         pos = len(tokens)
         logit_i = -1  # which output row of the last batch predicts the next token

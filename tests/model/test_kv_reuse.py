@@ -51,10 +51,11 @@ def prompt_at(engine: CompletionEngine, text: str, row: int) -> list[Segment]:
     return seen[0]
 
 
-def compiler_at(rows: list[str], row: int, col: int) -> CursorContext:
-    """A cursor at ``row``, ``col`` of jinja2/compiler.py with ``rows`` as its text (ASCII)."""
+def jinja2_at(rows: list[str], row: int, col: int, name: str = "compiler.py") -> CursorContext:
+    """A cursor at ``row``, ``col`` of jinja2's ``name`` (compiler.py unless said) with
+    ``rows`` as its text (ASCII)."""
     prefix, suffix = split_at("\n".join(rows), row, col)
-    return CursorContext(uri="file:///c.py", path="compiler.py", language="python",
+    return CursorContext(uri=f"file:///{name}", path=name, language="python",
                          prefix=prefix, suffix=suffix, line=row, character=col)
 
 
@@ -184,11 +185,11 @@ def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
         rows[later] = lines[later][:indent(lines[later])]
         region = engine.warm_regions("\n".join(rows), typed)[0]
         assert region.first <= later <= region.last, region
-        assert engine.warm(compiler_at(rows, 0, 0), region) > 1000
+        assert engine.warm(jinja2_at(rows, 0, 0), region) > 1000
         rows[typed] = lines[typed][:indent(lines[typed]) + 12]  # the user is typing line 520
-        engine.complete(compiler_at(rows, typed, len(rows[typed])))
+        engine.complete(jinja2_at(rows, typed, len(rows[typed])))
         rows[typed] = lines[typed]
-        at = compiler_at(rows, later, indent(lines[later]))
+        at = jinja2_at(rows, later, indent(lines[later]))
         seen: list[list[Segment]] = []
         real = warmer.generate
 
@@ -225,11 +226,11 @@ def test_a_line_after_a_blank_line_gets_code_not_blanks(
     rows = list(lines)
     for col in (indent(lines[typed]), len(lines[typed]) - 2):  # the user types line 519
         rows[typed] = lines[typed][:col]
-        engine.complete(compiler_at(rows, typed, col))
+        engine.complete(jinja2_at(rows, typed, col))
     rows[typed] = lines[typed]
     for word in ("", "e", "el"):  # and starts line 534
         rows[later] = lines[later][:indent(lines[later])] + word
-        got = engine.complete(compiler_at(rows, later, indent(lines[later]) + len(word)))
+        got = engine.complete(jinja2_at(rows, later, indent(lines[later]) + len(word)))
         assert got.text.strip(), (word, got)
         assert not got.text[:1].isspace(), (word, got.text)  # no extra indentation
         assert got.timings.get("generate_ms", 0) < 1500, (word, got)  # 0: typed along
@@ -251,9 +252,7 @@ def test_text_deleted_before_the_cursor_is_not_read_from_moved_cells(
     def cursor(col: int) -> CursorContext:
         rows = list(lines)
         rows[row] = line[:col]
-        prefix, suffix = split_at("\n".join(rows), row, col)
-        return CursorContext(uri="file:///r.py", path="runtime.py", language="python",
-                             prefix=prefix, suffix=suffix, line=row, character=col)
+        return jinja2_at(rows, row, col, "runtime.py")
 
     engine = CompletionEngine(reuse, CompletionSettings())
     engine.complete(cursor(line.index("Markup") + 3))
