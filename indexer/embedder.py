@@ -116,7 +116,7 @@ DEFERRED_IMPORTS = {"sklearn.metrics": frozenset({"pairwise_distances"})}
 
 Its ``util.similarity`` imports scikit-learn's ``pairwise_distances`` (for sparse
 Manhattan distances) at import time; that costs ~40 MiB of resident memory in
-every server, measured with ``python -m slm_lsp.bench_memory``.
+every server, measured with ``python -m slm_lsp.bench.memory``.
 """
 
 

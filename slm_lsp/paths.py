@@ -27,3 +27,8 @@ def workspace_dir(root: str | os.PathLike[str]) -> Path:
     resolved = str(Path(root).expanduser().resolve())
     digest = hashlib.sha256(resolved.encode()).hexdigest()[:16]
     return cache_root() / "workspaces" / f"{Path(resolved).name or 'root'}-{digest}"
+
+
+def index_dir(root: str | os.PathLike[str]) -> Path:
+    """Where the index of `root` is kept: `workspace_dir(root) / "index"`."""
+    return workspace_dir(root) / "index"

@@ -1,7 +1,8 @@
 """The language server object: state shared by the feature modules.
 
 Feature handlers live in ``slm_lsp.features``, one module per LSP feature, and
-receive this server as their first argument. Everything here is glue: settings,
+receive this server as their first argument; ``slm_lsp.features.build_server``
+wires them (this module never imports them). Everything here is glue: settings,
 the model host, per-document request supersession, and thread-safe notifications.
 """
 
@@ -186,12 +187,3 @@ class SoftTimeout(Exception):
 def _consume_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.debug("background work ended with %r", future.exception())
-
-
-def build_server(factory: BackendFactory = load_llama) -> SlmServer:
-    """A server with every feature registered."""
-    from .features import register_all
-
-    server = SlmServer(factory)
-    register_all(server)
-    return server

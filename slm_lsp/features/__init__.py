@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from ..runtime import BackendFactory, load_llama
+from ..server import SlmServer
+from . import (
+    code_actions,
+    completion,
+    hover,
+    index,
+    inline_completion,
+    lifecycle,
+    prewarm,
+    regions,
+)
 
-if TYPE_CHECKING:
-    from ..server import SlmServer
+FEATURES = (lifecycle, inline_completion, completion, prewarm, regions, index, hover, code_actions)
 
 
-def register_all(server: SlmServer) -> None:
-    """Register every feature's handlers on ``server``."""
-    from . import (
-        code_actions,
-        completion,
-        hover,
-        index,
-        inline_completion,
-        lifecycle,
-        prewarm,
-        regions,
-    )
-
-    for module in (lifecycle, inline_completion, completion, prewarm, regions, index, hover,
-                   code_actions):
+def build_server(factory: BackendFactory = load_llama) -> SlmServer:
+    """A server with every feature registered."""
+    server = SlmServer(factory)
+    for module in FEATURES:
         module.register(server)
+    return server

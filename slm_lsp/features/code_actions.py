@@ -20,7 +20,9 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from ..explain import DocEdit, Explainer, rel
+from ..explain.docstring import DocEdit
+from ..explain.explainer import Explainer
+from ..explain.target import rel
 
 # A runtime import (not TYPE_CHECKING): pygls resolves command handlers' type hints.
 from ..server import SlmServer

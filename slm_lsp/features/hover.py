@@ -23,7 +23,10 @@ from pygls.uris import to_fs_path
 from indexer.languages import normalize
 
 from ..backends.base import Cancelled, ModelBackend
-from ..explain import ExplainCache, Explainer, Explanation, ModelRouter, header_markdown
+from ..explain.cache import ExplainCache
+from ..explain.explainer import Explainer, Explanation
+from ..explain.router import ModelRouter
+from ..explain.target import header_markdown
 from ..paths import workspace_dir
 from ..server import BACKGROUND_PREFIX
 from ..settings import Settings

@@ -34,8 +34,8 @@ from indexer.walker import is_secret_path
 from indexer.watcher import RepoWatcher
 
 from ..backends.base import BackendError
-from ..cli_index import index_dir
 from ..memory import trim
+from ..paths import index_dir
 from ..retrieval import IndexRetriever
 from ..server import SlmServer
 from ..settings import IndexSettings, Settings

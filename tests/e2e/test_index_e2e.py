@@ -120,7 +120,7 @@ async def test_build_reports_progress_and_saves(client: LanguageClient):
     assert isinstance(values[-1], types.WorkDoneProgressEnd)
     assert "files" in (values[-1].message or "")
     from indexer import persist
-    from slm_lsp.cli_index import index_dir
+    from slm_lsp.paths import index_dir
 
     with mock.patch.dict(os.environ, {"SLM_LSP_HOME": str(HOME)}):
         assert persist.exists(index_dir(WORKSPACE))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from slm_lsp.cli import _loopback, tcp_address
+from slm_lsp.cli.serve import _loopback, tcp_address
 
 from .conftest import SERVER, server_env
 

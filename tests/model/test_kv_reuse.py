@@ -15,8 +15,9 @@ import pytest
 
 from prompts.fim import Segment
 from slm_lsp.backends.base import Cancelled
-from slm_lsp.backends.llama import KVCache, LlamaBackend, _reused
-from slm_lsp.bench_client import ServerLog
+from slm_lsp.backends.kv import KVCache, _reused
+from slm_lsp.backends.llama import LlamaBackend
+from slm_lsp.bench.client import ServerLog
 from slm_lsp.context import CursorContext, split_at
 from slm_lsp.engine import CompletionEngine
 from slm_lsp.settings import CompletionSettings
@@ -136,7 +137,7 @@ def test_going_back_to_a_place_reads_its_saved_state(
     back instead of evaluating the whole prompt again, and answers like a cold start."""
     monkeypatch.setenv("SLM_LSP_HOME", str(tmp_path))
     reuse, cold, _ = backends
-    with caplog.at_level(logging.INFO, logger="slm_lsp.backends.llama"):
+    with caplog.at_level(logging.INFO, logger="slm_lsp.backends"):
         jumper = LlamaBackend(reuse.path, n_threads=2, shared=reuse, snapshots=2)
     loaded = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded "))
     assert "snapshots 2" in loaded
@@ -199,7 +200,7 @@ def test_a_warm_band_is_read_back_after_a_line_above_was_typed(
 
         warmer.generate = spy  # type: ignore[method-assign]
         cached, cached_mark = list(warmer.kv.tokens), warmer.kv.mark
-        with caplog.at_level(logging.DEBUG, logger="slm_lsp.backends.llama"):
+        with caplog.at_level(logging.DEBUG, logger="slm_lsp.backends"):
             got = engine.complete(at)
         tokens = warmer.encode(seen[0])
         live = _reused(*warmer.kv._layout(cached, cached_mark, tokens, warmer._cursor_mark(tokens)))

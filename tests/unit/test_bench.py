@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from slm_lsp import bench, bench_report
-from slm_lsp.bench_client import Answer, BenchServer, Pending
-from slm_lsp.bench_run import (
+from slm_lsp.bench import cli as bench
+from slm_lsp.bench import report as bench_report
+from slm_lsp.bench.client import Answer, BenchServer, Pending
+from slm_lsp.bench.run import (
     ARMS,
     Arm,
     Options,
@@ -23,7 +24,7 @@ from slm_lsp.bench_run import (
     replay_line,
     run_tasks,
 )
-from slm_lsp.bench_targets import (
+from slm_lsp.bench.targets import (
     TASKS,
     Target,
     bootstrap_diff,
@@ -388,11 +389,15 @@ def test_module_entry_point_maps_devset_word():
     assert args.repo == "some/repo" and args.arms == ["retrieval"] and not args.devset
 
 
-def test_cli_registers_bench():
-    from slm_lsp.cli import build_parser
+def test_cli_registers_bench(monkeypatch):
+    from slm_lsp.cli import build_parser, main
 
-    args = build_parser().parse_args(["bench", "repo", "--targets", "5", "--typing", "2"])
-    assert args.targets == 5 and args.typing == 2 and callable(args.func)
+    seen = {}
+    monkeypatch.setattr(bench, "run", lambda args, prog, shown: seen.update(args=args, prog=prog) or 0)
+    assert main(["bench", "repo", "--targets", "5", "--typing", "2"]) == 0
+    args = seen["args"]
+    assert args.targets == 5 and args.typing == 2 and seen["prog"] == "slm-lsp bench"
+    assert "bench" in build_parser().format_help()
 
 
 # ----- report --------------------------------------------------------------------------
@@ -522,7 +527,7 @@ async def test_paced_typing_cancels_requests_overtaken_by_keystrokes():
 
 
 def test_first_line_moves_measure_the_distance_from_the_previous_typed_line() -> None:
-    from slm_lsp.bench_report import first_line_moves
+    from slm_lsp.bench.report import first_line_moves
 
     typing = {
         "lines": [{"target": "a.py:10", "first": "first_file"},
@@ -596,7 +601,7 @@ def test_report_splits_exact_match_by_whether_another_file_is_needed():
 
 
 def test_memory_session_hovers_a_function_name_and_refuses_a_missing_folder(tmp_path: Path):
-    from slm_lsp.bench_memory import hover_spot, main
+    from slm_lsp.bench.memory import hover_spot, main
 
     lines = ["def early():", "    pass", "x = 1", "y = 2", "", "    def later(self):", "z"]
     spot = hover_spot(lines)
@@ -635,7 +640,7 @@ async def test_a_reading_pause_ends_when_the_server_says_its_warm_ups_are_done()
 
 
 def test_first_answers_pair_the_replay_with_the_quality_run() -> None:
-    from slm_lsp.bench_report import first_answers
+    from slm_lsp.bench.report import first_answers
 
     raw = {"tasks": {"a.py:3#whole_line": {"arms": {"x": {"exact": True}}},
                      "a.py:9#whole_line": {"arms": {"x": {"exact": False}}},
@@ -648,7 +653,7 @@ def test_first_answers_pair_the_replay_with_the_quality_run() -> None:
 
 
 def test_decode_bench_asks_both_tasks_of_each_target_on_the_masked_text(tmp_path: Path):
-    from slm_lsp.bench_decode import contexts, rules
+    from slm_lsp.bench.decode import contexts, rules
     repo = tmp_path / "repo"
     (repo / "pkg").mkdir(parents=True)
     body = "".join(f"    total_{i} = compute_value(items[{i}], scale={i})\n" for i in range(30))

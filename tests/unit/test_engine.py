@@ -138,7 +138,7 @@ def test_heal_text_covers_the_word_and_the_blanks_before_it():
 
 
 def test_only_the_last_word_or_blank_of_the_healed_text_is_left_to_the_model():
-    from slm_lsp.backends.llama import heal_split
+    from slm_lsp.backends.healing import heal_split
 
     assert heal_split("\n        ") == ("\n       ", " ")  # the blank before the next word
     assert heal_split("\n        ret") == ("\n       ", " ret")

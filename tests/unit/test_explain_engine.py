@@ -11,16 +11,11 @@ import pytest
 
 from slm_lsp.backends.base import BackendError, Cancelled
 from slm_lsp.backends.fake import FakeBackend
-from slm_lsp.explain import (
-    ExplainCache,
-    Explainer,
-    ModelRouter,
-    clean_explanation,
-    code_names,
-    guard,
-    header_markdown,
-    resolve_target,
-)
+from slm_lsp.explain.cache import ExplainCache
+from slm_lsp.explain.explainer import Explainer
+from slm_lsp.explain.guard import clean_explanation, code_names, guard
+from slm_lsp.explain.router import ModelRouter
+from slm_lsp.explain.target import header_markdown, resolve_target
 from slm_lsp.settings import ExplainSettings, ModelSettings
 from slm_lsp.symbols import SourceTree, definitions
 

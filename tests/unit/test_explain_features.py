@@ -7,7 +7,7 @@ import time
 
 from lsprotocol import types
 
-from slm_lsp.explain import Explanation
+from slm_lsp.explain.explainer import Explanation
 from slm_lsp.features.code_actions import _selected_lines, _wanted
 from slm_lsp.features.hover import KEY_PREFIX, YieldingEvent, _footer
 

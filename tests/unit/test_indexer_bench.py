@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from indexer.index import IndexStats
-from slm_lsp import bench_index
-from slm_lsp.bench_index import Package, Result
+from slm_lsp.bench import index as bench_index
+from slm_lsp.bench.index import Package, Result
 
 
 def test_read_devset(tmp_path: Path) -> None:
@@ -37,8 +37,8 @@ def test_render_report() -> None:
     cold = IndexStats(10, 200, {"python": 10}, seconds=20.0, embedded=200)
     warm = IndexStats(10, 200, {"python": 10}, seconds=0.1, reused=10)
     result = Result(Package("demo", "demo==1.0"), cold, warm, 3 * 2**20, 12.0, 30.0)
-    text = bench_index.render([result, result], "python -m slm_lsp.bench_index", 4.5, 2,
+    text = bench_index.render([result, result], "python -m slm_lsp.bench.index", 4.5, 2,
                               "0.10 0.20 0.30")
     assert "| demo==1.0 | 10 | 200 | 20.0 | 10.0 | 0.10 | 200x | 3.00 MiB |" in text
     assert "| **total** | 20 | 400 | 40.0 | 10.0 | 0.20 | 200x | 6.00 MiB |" in text
-    assert "python -m slm_lsp.bench_index" in text and "cores" in text
+    assert "python -m slm_lsp.bench.index" in text and "cores" in text

@@ -9,8 +9,9 @@ import pytest
 
 from indexer.embedder import HashEmbedder
 from indexer.index import RepoIndex
-from slm_lsp import cli_index
+from slm_lsp.cli import index as cli_index
 from slm_lsp.cli import main
+from slm_lsp.paths import index_dir
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def hashing_index(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SLM_LSP_HOME", str(tmp_path / "home"))
 
     def open_index(root: Path, max_file_kb: int = 512) -> RepoIndex:
-        return RepoIndex(root, cli_index.index_dir(root), embedder=HashEmbedder(),
+        return RepoIndex(root, index_dir(root), embedder=HashEmbedder(),
                          max_file_kb=max_file_kb)
 
     monkeypatch.setattr(cli_index, "_open_index", open_index)

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from slm_lsp.backends.llama import KVCache, PieceTable, deleted_before_cursor, plan
+from slm_lsp.backends.kv import KVCache, deleted_before_cursor, plan
+from slm_lsp.backends.vocab import PieceTable
 
 MIN, REFRESH = KVCache.MIN_SPLICE, KVCache.REFRESH
 

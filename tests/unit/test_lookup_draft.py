@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slm_lsp.backends.llama import PROMPT_DRAFT, lookup_draft
+from slm_lsp.backends.draft import PROMPT_DRAFT, lookup_draft
 
 
 def test_the_previous_suggestion_is_searched_first_and_gives_the_most_tokens():

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from slm_lsp import models
-from slm_lsp.cli_model import ProgressReporter, add_model_parser
+from slm_lsp.cli.model import ProgressReporter, add_parser
 from slm_lsp.models import (
     DEFAULT_MODEL,
     KNOWN_MODELS,
@@ -143,7 +143,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="slm-lsp")
     sub = parser.add_subparsers()
-    add_model_parser(sub)
+    add_parser(sub)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

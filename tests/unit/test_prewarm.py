@@ -11,9 +11,9 @@ import pytest
 from lsprotocol import types
 
 from slm_lsp.backends.fake import FakeBackend
-from slm_lsp.features import prewarm
+from slm_lsp.features import build_server, prewarm
 from slm_lsp.features._common import context_at, suggest
-from slm_lsp.server import WARMUP_KEY, SlmServer, build_server
+from slm_lsp.server import WARMUP_KEY, SlmServer
 
 URI = "file:///work/warm.py"
 TEXT = "def f(a):\n    return a\n\n\ndef g(b):\n    \n"

@@ -12,8 +12,8 @@ from prompts.fim import FAMILIES, build_fim_prompt, fit_prefix
 from slm_lsp.backends.fake import FakeBackend
 from slm_lsp.context import CursorContext
 from slm_lsp.engine import CompletionEngine
-from slm_lsp.features import regions
-from slm_lsp.server import SlmServer, build_server
+from slm_lsp.features import build_server, regions
+from slm_lsp.server import SlmServer
 from slm_lsp.settings import CompletionSettings
 
 URI = "file:///work/long.py"

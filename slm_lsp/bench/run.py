@@ -2,8 +2,8 @@
 
 One repository is benchmarked like this (PROTOCOL.md):
 
-1. Targets are drawn once (`bench_targets.select_targets`) and shared by every arm.
-2. For each arm, real servers (`bench_client.BenchServer`) get every target's
+1. Targets are drawn once (`targets.select_targets`) and shared by every arm.
+2. For each arm, real servers (`client.BenchServer`) get every target's
    two tasks. Each task's document is opened with the target line cut at the
    cursor, completed once, and closed again; documents are never edited here,
    so the index never sees an open buffer.
@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bench_client import Answer, BenchServer, ServerFailed
-from .bench_targets import (
+from ..features.index import SAVE_DEBOUNCE_S
+from ..settings import CompletionSettings
+from .client import Answer, BenchServer, ServerFailed
+from .targets import (
     TASKS,
     Target,
     chars_saved,
@@ -47,10 +49,8 @@ from .bench_targets import (
     source_files,
     typing_subset,
 )
-from .features.index import SAVE_DEBOUNCE_S
-from .settings import CompletionSettings
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 BENCH_DIR = PROJECT / ".bench"
 
 
@@ -116,7 +116,7 @@ def arm_settings(arm: Arm, model_path: str | None = None) -> dict[str, Any]:
 
 def pending_reason(arm: Arm) -> str | None:
     """Why an arm cannot run with this server build yet, or None."""
-    from .settings import describe
+    from ..settings import describe
 
     known = {row.key for row in describe()}
     missing = [key for key in arm.requires if key not in known]
@@ -127,7 +127,7 @@ def pending_reason(arm: Arm) -> str | None:
 
 def effective_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The whole settings tree the server derives from ``settings`` (snake_case)."""
-    from .settings import as_dict, parse_settings
+    from ..settings import as_dict, parse_settings
 
     parsed, _problems = parse_settings(settings)
     return as_dict(parsed)
@@ -168,7 +168,7 @@ def _stderr(message: str) -> None:
 
 def server_env(opts: Options) -> dict[str, str]:
     """The servers' environment: the benchmark's own cache home, sharing the installed models."""
-    from .paths import models_dir
+    from ..paths import models_dir
 
     models = models_dir()
     opts.home.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ def copy_without(root: Path, rel: str, copies: Path) -> Path:
 
 def index_folder(root: Path, env: dict[str, str]) -> Path:
     """Where the server running with ``env`` keeps the index of ``root``."""
-    code = ("import sys; from pathlib import Path; from slm_lsp.cli_index import index_dir; "
+    code = ("import sys; from pathlib import Path; from slm_lsp.paths import index_dir; "
             "print(index_dir(Path(sys.argv[1])))")
     out = subprocess.run([sys.executable, "-c", code, str(root)], env=env, check=True,
                          capture_output=True, text=True)
@@ -405,7 +405,7 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
 
 def warms_regions(settings: dict[str, Any]) -> bool:
     """Whether a server with the ``slm`` section ``settings`` warms regions (defaults: yes)."""
-    from .settings import CompletionSettings, ModelSettings
+    from ..settings import CompletionSettings, ModelSettings
 
     completion, model = settings.get("completion", {}), settings.get("model", {})
     regions: int = completion.get("warmRegions", CompletionSettings().warm_regions)

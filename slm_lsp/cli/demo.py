@@ -22,7 +22,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample"
 README_BEGIN = "<!-- demo:begin -->"
 README_END = "<!-- demo:end -->"
 
@@ -202,7 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_demo_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     """Register `slm-lsp demo`."""
     p = subparsers.add_parser("demo", help="a real LSP session on the bundled sample, with latency")
     p.add_argument("--timeout-ms", type=int, default=120000,

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bench_index import cpu_model
-from .bench_targets import TASKS, bootstrap_diff, mean, percentile
+from .index import cpu_model
+from .targets import TASKS, bootstrap_diff, mean, percentile
 
 SMALL_RUN = 100
 """PROTOCOL.md asks for at least this many targets per repository."""
@@ -214,7 +214,7 @@ def model_facts(name: str, path: str) -> dict[str, Any]:
     """The model file the servers load: name, path, size and SHA-256 prefix."""
     import hashlib
 
-    from .models import ModelError, resolve_model_path
+    from ..models import ModelError, resolve_model_path
 
     try:
         file = resolve_model_path(name, path)
@@ -258,7 +258,7 @@ def _pair(a: float | None, b: float | None) -> str:
 
 def outside_split(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any] | None:
     """Exact match of ``arm`` on the tasks that need a name from another file and on the
-    rest (see `bench_targets.outside_names`); None if the tasks were not annotated."""
+    rest (see `targets.outside_names`); None if the tasks were not annotated."""
     rows = [t for t in tasks if arm in t.get("arms", {})]
     if not rows or any("outside_names" not in t for t in rows):
         return None

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from slm_lsp.models import (
+from ..models import (
     DEFAULT_MODEL,
     ModelError,
     VerifyResult,
@@ -26,7 +26,7 @@ from slm_lsp.models import (
 )
 
 
-def add_model_parser(
+def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
     """Add the `model` command and its subcommands; returns the `model` parser."""
@@ -231,7 +231,7 @@ def _report_verify(args: argparse.Namespace, result: VerifyResult | None,
 
 __all__ = [
     "ProgressReporter",
-    "add_model_parser",
+    "add_parser",
     "cmd_install",
     "cmd_list",
     "cmd_verify",

@@ -1,6 +1,6 @@
 """Indexing benchmark on the dev-set packages: cold build, unchanged re-index, search latency.
 
-    python -m slm_lsp.bench_index [--devset ../shared/bench/devset.toml] [--output BENCH_INDEX.md]
+    python -m slm_lsp.bench.index [--devset ../shared/bench/devset.toml] [--output BENCH_INDEX.md]
 
 Each dev-set package's wheel is fetched with `pip download --no-deps` into
 `.bench/wheels/`, its package folders are unpacked into `.bench/src/NAME-VERSION/`
@@ -34,7 +34,7 @@ from indexer import persist
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import IndexStats, RepoIndex
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / ".bench"
 DEFAULT_DEVSET = REPO.parent / "shared" / "bench" / "devset.toml"
 QUERIES_PER_REPO = 30
@@ -176,7 +176,7 @@ def render(results: list[Result], command: str, load_seconds: float, threads: in
     lines = [
         "# Indexing benchmark",
         "",
-        "Written by `slm_lsp.bench_index`; do not edit by hand. Each package folder from the",
+        "Written by `slm_lsp.bench.index`; do not edit by hand. Each package folder from the",
         "dev set is indexed cold with the real embedder (all-MiniLM-L6-v2, CPU), then",
         "re-indexed with no file changed (files are re-hashed, nothing is re-embedded).",
         "",
@@ -241,7 +241,7 @@ def _load() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the report."""
-    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench_index",
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench.index",
                                      description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--devset", type=Path, default=DEFAULT_DEVSET)
     parser.add_argument("--output", type=Path, default=REPO / "BENCH_INDEX.md")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     embedder.load()
     load_seconds = time.perf_counter() - start
     results = [bench_package(p, embedder) for p in packages]
-    command = shlex.join(["python", "-m", "slm_lsp.bench_index", *(argv or sys.argv[1:])])
+    command = shlex.join(["python", "-m", "slm_lsp.bench.index", *(argv or sys.argv[1:])])
     args.output.write_text(render(results, command, load_seconds, threads, load_before),
                            encoding="utf-8")
     sys.stderr.write(f"wrote {args.output}\n")

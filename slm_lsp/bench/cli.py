@@ -9,9 +9,9 @@ LSP client, in three arms on identical targets (no retrieval, retrieval,
 plain prefix/suffix/middle), plus a typing replay for latency. The dev-set run
 writes `bench/results.json` and renders `BENCHMARKS.md` from it.
 
-This module only parses arguments; the work is in `bench_run` (servers),
-`bench_targets` (targets and scores) and `bench_report` (summaries, Markdown),
-imported when the command runs so that `slm-lsp serve` stays light.
+This module only parses arguments; the work is in `run` (servers), `targets`
+(targets and scores) and `report` (summaries, Markdown). The product never
+imports this package: `slm-lsp bench` hands its arguments to `main` here.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_DEVSET = PROJECT.parent / "shared" / "bench" / "devset.toml"
 DEVSET_OUTPUT = PROJECT / "bench" / "results.json"
 DEVSET_REPORT = PROJECT / "BENCHMARKS.md"
 ARM_NAMES = ("no_retrieval", "retrieval", "psm_plain")
+MODULE_PROG = "python -m slm_lsp.bench"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,21 +72,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-path", help="GGUF file for the servers (default: the default model)")
 
 
-def add_bench_parser(subparsers: Any) -> None:
-    """Register `slm-lsp bench` (called by `slm_lsp.cli`)."""
-    p = subparsers.add_parser(
-        "bench", help="completion benchmark on a repository or the dev set (real server)",
-        description=(__doc__ or "").splitlines()[0])
-    add_arguments(p)
-    p.set_defaults(func=lambda args: run(args, "slm-lsp bench"))
-
-
-def parse_module_args(argv: list[str]) -> tuple[argparse.Namespace, str, list[str]]:
+def parse_module_args(argv: list[str], prog: str = MODULE_PROG
+                      ) -> tuple[argparse.Namespace, str, list[str]]:
     """Arguments of `python -m slm_lsp.bench [devset] ...`: (args, program, shown argv).
 
     A leading `devset` word means `--devset` (with the default file unless given).
     """
-    prog = "python -m slm_lsp.bench"
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     shown = list(argv)
     if argv[:1] == ["devset"]:
         argv = argv[1:]
@@ -93,25 +86,23 @@ def parse_module_args(argv: list[str]) -> tuple[argparse.Namespace, str, list[st
             argv = ["--devset", *argv]
         prog += " devset"
         shown = shown[1:]
-    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench",
-                                     description=(__doc__ or "").splitlines()[0])
     add_arguments(parser)
     return parser.parse_args(argv), prog, shown
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m slm_lsp.bench [devset] ...`."""
-    args, prog, shown = parse_module_args(list(sys.argv[1:] if argv is None else argv))
+def main(argv: list[str] | None = None, prog: str = MODULE_PROG) -> int:
+    """`python -m slm_lsp.bench [devset] ...`, and `slm-lsp bench ...` (with its ``prog``)."""
+    args, prog, shown = parse_module_args(list(sys.argv[1:] if argv is None else argv), prog)
     return run(args, prog, shown)
 
 
-def run(args: argparse.Namespace, prog: str, shown: list[str] | None = None) -> int:
+def run(args: argparse.Namespace, prog: str, shown: list[str]) -> int:
     """Run the benchmark described by ``args``; returns the exit status."""
-    from . import bench_report
+    from . import report as bench_report
 
     if args.render:
         doc = json.loads(args.render.read_text(encoding="utf-8"))
-        from .bench_run import reannotate
+        from .run import reannotate
 
         reannotate(doc)
         report = args.report or DEVSET_REPORT
@@ -124,7 +115,7 @@ def run(args: argparse.Namespace, prog: str, shown: list[str] | None = None) -> 
     if args.targets < 1 or args.typing < 0:
         print("error: --targets must be at least 1 and --typing at least 0", file=sys.stderr)
         return 2
-    from .bench_run import Repo
+    from .run import Repo
 
     if args.devset:
         repos = devset_repos(Path(args.devset), args.repos)
@@ -138,8 +129,7 @@ def run(args: argparse.Namespace, prog: str, shown: list[str] | None = None) -> 
         repos = [Repo(root.name, root)]
         output = args.output or PROJECT / ".bench" / "runs" / f"{root.name}.json"
         report = args.report
-    argv = shown if shown is not None else sys.argv[2:]
-    command = shlex.join([*prog.split(), *argv])
+    command = shlex.join([*prog.split(), *shown])
     doc = run_repos(repos, args, command, output)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +141,9 @@ def run(args: argparse.Namespace, prog: str, shown: list[str] | None = None) -> 
 
 
 def devset_repos(path: Path, only: list[str] | None) -> list[Any]:
-    """The dev set's packages, fetched and unpacked (bench_index's helpers)."""
-    from .bench_index import fetch_wheel, read_devset, unpack
-    from .bench_run import Repo
+    """The dev set's packages, fetched and unpacked (the index benchmark's helpers)."""
+    from .index import fetch_wheel, read_devset, unpack
+    from .run import Repo
 
     repos = []
     for package in read_devset(path):
@@ -171,9 +161,9 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
     """Benchmark each repository, writing the results file after each one."""
     import asyncio
 
-    from . import bench_report
-    from .bench_run import ARMS, Options, arm_settings, effective_settings, run_repo
-    from .settings import ModelSettings
+    from ..settings import ModelSettings
+    from . import report as bench_report
+    from .run import ARMS, Options, arm_settings, effective_settings, run_repo
 
     opts = Options(targets=args.targets, typing=args.typing, seed=args.seed,
                    arms=tuple(args.arms), debounce_ms=args.debounce_ms, pace_ms=args.pace_ms,
@@ -214,7 +204,7 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
 
 def _finish(doc: dict[str, Any], raws: list[dict[str, Any]], seed: int, started: float) -> None:
     """Totals over the repositories done so far, load average and duration."""
-    from . import bench_report
+    from . import report as bench_report
 
     total = bench_report.summarize_total(raws, seed)
     doc["total"] = total
@@ -224,7 +214,3 @@ def _finish(doc: dict[str, Any], raws: list[dict[str, Any]], seed: int, started:
     doc["latency_by_arm"] = total["latency_by_arm"]
     doc["machine"]["load_end"] = bench_report.load_average()
     doc["seconds"] = round(time.perf_counter() - started, 1)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,14 +28,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Resolve the symbol at FILE:LINE:COL and print its header and explanation."""
     from indexer.languages import language_for_path
 
-    from .backends.base import BackendError
-    from .cli import _settings_from_args, _setup_logging
-    from .explain import ExplainCache, Explainer, ModelRouter, header_markdown
-    from .paths import workspace_dir
-    from .runtime import load_llama
-    from .symbols import SourceTree
+    from ..backends.base import BackendError
+    from ..explain.cache import ExplainCache
+    from ..explain.explainer import Explainer
+    from ..explain.router import ModelRouter
+    from ..explain.target import header_markdown
+    from ..paths import workspace_dir
+    from ..runtime import load_llama
+    from ..symbols import SourceTree
+    from .common import settings_from_args, setup_logging
 
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level)
     file = Path(args.file).resolve()
     try:
         text = file.read_text(encoding="utf-8")
@@ -43,7 +46,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: cannot read {file}: {exc}\n")
         return 2
     root = Path(args.root).resolve() if args.root else _find_root(file)
-    settings = _settings_from_args(args)
+    settings = settings_from_args(args)
     explain = settings.explain
     if args.explain_model or args.explain_model_path:
         from dataclasses import replace
@@ -61,7 +64,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             shared["backend"] = load_llama(settings.model)
         return shared.get("backend")
 
-    from .models import ModelError, resolve_model_path
+    from ..models import ModelError, resolve_model_path
 
     try:  # names the model in cache keys, so a cached answer needs no model at all
         shared_path: Path | None = resolve_model_path(settings.model.name, settings.model.path)
@@ -102,7 +105,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_explain_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `explain` subcommand."""
     p = subparsers.add_parser("explain", help="print the hover explanation at FILE LINE COL (1-based)")
     p.add_argument("file")

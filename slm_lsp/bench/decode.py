@@ -1,4 +1,4 @@
-"""`python -m slm_lsp.bench_decode REPO [REPO ...]`: decoding speed, prompt and generation.
+"""`python -m slm_lsp.bench.decode REPO [REPO ...]`: decoding speed, prompt and generation.
 
 Prompt evaluation by step: the backend evaluates a prompt in batches of at most
 ``KVCache.CANCEL_STEP`` tokens for a request and ``KVCache.WARM_STEP`` for a region
@@ -8,7 +8,7 @@ the prompt of the first target (default budgets, no repository context) from an
 empty cache in each step size of ``--steps``, best of two.
 
 Generation by drafting rule: prompt-lookup decoding proposes tokens that followed the same few tokens earlier
-(see ``backends.llama.lookup_draft``) and checks them in one batch. A batch of
+(see ``backends.draft.lookup_draft``) and checks them in one batch. A batch of
 several tokens costs more than one token, so a rule that drafts often and is
 rarely right makes generation slower. This command times the same requests
 under three rules, with the real model and no server:
@@ -39,14 +39,14 @@ from typing import Any
 
 from prompts.fim import Segment, build_fim_prompt, fit_prefix, fit_suffix
 
-from .backends.llama import LlamaBackend
-from .bench_run import load_sources
-from .bench_targets import masked_document, mean, percentile, select_targets, utf16_column
-from .context import CursorContext, split_at
-from .engine import heal_text, token_limit
-from .postprocess import decide_shape, stop_rule
-from .runtime import load_llama
-from .settings import Settings
+from ..backends.llama import LlamaBackend
+from ..context import CursorContext, split_at
+from ..engine import heal_text, token_limit
+from ..postprocess import decide_shape, stop_rule
+from ..runtime import load_llama
+from ..settings import Settings
+from .run import load_sources
+from .targets import masked_document, mean, percentile, select_targets, utf16_column
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def measure(roots: list[Path], count: int, seed: int, prefix_tokens: int,
                          + "\n")
     backend.close()
     return {
-        "command": "python -m slm_lsp.bench_decode " + " ".join(str(r) for r in roots)
+        "command": "python -m slm_lsp.bench.decode " + " ".join(str(r) for r in roots)
                    + f" --targets {count} --seed {seed} --steps "
                    + " ".join(str(x) for x in steps),
         "prompt_evaluation": evaluation,
@@ -189,7 +189,7 @@ def _round(value: float | None) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench_decode",
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench.decode",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("repos", type=Path, nargs="+", help="repository folders")
     parser.add_argument("--targets", type=int, default=12, help="target lines (2 tasks each)")

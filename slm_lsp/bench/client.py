@@ -25,9 +25,9 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from .bench_targets import utf16_column
+from .targets import utf16_column
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 """The servers' working directory (this checkout, never a benchmarked repository)."""
 REQUEST_TIMEOUT_S = 900.0
 """A request that takes longer than this is recorded as an error (the server hangs)."""

@@ -1,4 +1,4 @@
-"""`python -m slm_lsp.bench_memory REPO`: resident memory of one server through a session.
+"""`python -m slm_lsp.bench.memory REPO`: resident memory of one server through a session.
 
 The real server, driven by the benchmark's LSP client: the model loads, the server
 indexes REPO itself (a fresh index in a temporary cache home that shares the installed
@@ -23,10 +23,10 @@ from typing import Any
 
 from lsprotocol import types
 
-from .bench_client import BenchServer
-from .bench_run import load_sources
-from .paths import models_dir
-from .settings import ExplainSettings
+from ..paths import models_dir
+from ..settings import ExplainSettings
+from .client import BenchServer
+from .run import load_sources
 
 INDEX_TIMEOUT_S = 1800.0
 IDLE_MARGIN_S = 3.0
@@ -110,7 +110,7 @@ async def wait_warm_ups(server: BenchServer) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench_memory",
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench.memory",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("repo", type=Path, help="repository folder")
     args = parser.parse_args(argv)

@@ -17,15 +17,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from indexer.index import IndexProgress, IndexStats, RepoIndex
-from slm_lsp.paths import workspace_dir
+
+from ..paths import index_dir
 
 
-def index_dir(root: Path) -> Path:
-    """Where the index of `root` is kept: `workspace_dir(root) / "index"`."""
-    return workspace_dir(root) / "index"
-
-
-def add_index_parsers(
+def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     """Add the `index` and `search` commands."""
