@@ -6,9 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..symbols import (
-    DocSite,
-)
+from ..symbols import DocSite
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 
 from prompts.fim import all_special_texts
 
-from ..symbols import (
-    WORD_RE,
-)
+from ..symbols import WORD_RE
 
 log = logging.getLogger(__name__)
 
