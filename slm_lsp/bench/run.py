@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..features.index import SAVE_DEBOUNCE_S
 from ..settings import CompletionSettings
+from ..workspace import SAVE_DEBOUNCE_S
 from .client import Answer, BenchServer, ServerFailed
 from .targets import (
     TASKS,

@@ -298,7 +298,7 @@ def start_feature(root: Path, settings: Settings | None = None) -> tuple[Any, St
 
     server = StubServer(root, settings)
     feature = IndexFeature(server, make_index=lambda r, cache, kb: RepoIndex(
-        r, cache, embedder=HashEmbedder(dim=128), max_file_kb=kb))
+        r, cache, embedder=HashEmbedder(dim=128), max_file_kb=kb)).workspace
     feature.on_initialized()
     return feature, server
 
@@ -346,7 +346,7 @@ def test_unsaved_edits_are_indexed_once_after_a_pause(workspace: Path) -> None:
     for n in range(1, 4):
         server.workspace.text_documents[uri] = SimpleNamespace(
             source=f"def parcel_shipping_cost_{n}(weight):\n    return weight * {n}\n")
-        feature.schedule(uri, 0.3)
+        feature.schedule(uri, str(workspace / "shop" / "shipping.py"), 0.3)
         time.sleep(0.05)
     deadline = time.monotonic() + 10
     while not calls and time.monotonic() < deadline:
@@ -359,11 +359,23 @@ def test_unsaved_edits_are_indexed_once_after_a_pause(workspace: Path) -> None:
 
 
 def test_disabled_index_does_nothing_and_search_says_so(workspace: Path) -> None:
-    from pygls.exceptions import JsonRpcException
+    from slm_lsp.workspace import IndexOff
 
     settings = Settings(index=IndexSettings(enabled=False))
     feature, server = start_feature(workspace, settings)
     assert feature.index is None and not server.statuses
-    with pytest.raises(JsonRpcException, match="off"):
+    with pytest.raises(IndexOff, match="off"):
         feature.search_json("anything", 3)
     assert feature.files() == [] and feature.search("anything") == []
+
+
+def test_the_search_command_answers_a_json_rpc_error_when_the_index_is_off(workspace: Path) -> None:
+    from pygls.exceptions import JsonRpcException
+
+    from slm_lsp.features.index import IndexFeature
+
+    server = StubServer(workspace, Settings(index=IndexSettings(enabled=False)))
+    feature = IndexFeature(server)
+    feature.workspace.on_initialized()
+    with pytest.raises(JsonRpcException, match="the repository index is off"):
+        feature.search_json("anything", 3)
