@@ -162,8 +162,11 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
     import asyncio
 
     from ..settings import ModelSettings
-    from . import report as bench_report
-    from .run import ARMS, Options, arm_settings, effective_settings, run_repo
+    from . import machine as bench_machine
+    from . import summary
+    from .arms import ARMS, arm_settings, effective_settings
+    from .run import run_repo
+    from .session import Options
 
     opts = Options(targets=args.targets, typing=args.typing, seed=args.seed,
                    arms=tuple(args.arms), debounce_ms=args.debounce_ms, pace_ms=args.pace_ms,
@@ -173,9 +176,9 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
         "schema": "slm-lsp-bench/1",
         "command": command,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": bench_report.commit(PROJECT),
-        "machine": bench_report.machine(),
-        "model": bench_report.model_facts(ModelSettings().name, args.model_path or ""),
+        "commit": bench_machine.commit(PROJECT),
+        "machine": bench_machine.machine(),
+        "model": bench_machine.model_facts(ModelSettings().name, args.model_path or ""),
         "options": {"targets": opts.targets, "typing": opts.typing, "seed": opts.seed,
                     "arms": list(opts.arms), "debounce_ms": opts.debounce_ms,
                     "pace_ms": opts.pace_ms, "think_ms": opts.think_ms, "read_s": opts.read_s},
@@ -191,7 +194,7 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
         raws.append(raw)
         doc["repos"][repo.name] = {
             "repo": raw["repo"],
-            "summary": bench_report.summarize_repo(raw, opts.seed),
+            "summary": summary.summarize_repo(raw, opts.seed),
             "servers": raw["servers"],
             "raw": {k: raw[k] for k in ("targets", "typing_targets", "tasks", "typing")},
         }
@@ -204,13 +207,14 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
 
 def _finish(doc: dict[str, Any], raws: list[dict[str, Any]], seed: int, started: float) -> None:
     """Totals over the repositories done so far, load average and duration."""
-    from . import report as bench_report
+    from . import machine as bench_machine
+    from . import summary
 
-    total = bench_report.summarize_total(raws, seed)
+    total = summary.summarize_total(raws, seed)
     doc["total"] = total
     doc["arms"] = total["arms"]
     doc["retrieval_vs_no_retrieval"] = total["retrieval_vs_no_retrieval"]
     doc["latency"] = total["latency"]
     doc["latency_by_arm"] = total["latency_by_arm"]
-    doc["machine"]["load_end"] = bench_report.load_average()
+    doc["machine"]["load_end"] = bench_machine.load_average()
     doc["seconds"] = round(time.perf_counter() - started, 1)

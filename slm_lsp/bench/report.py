@@ -8,230 +8,15 @@ re-rendered, and totals pooled over repositories, without running anything.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from .index import cpu_model
-from .targets import TASKS, bootstrap_diff, mean, percentile
+from .machine import is_busy
+from .summary import FAST_MS, rate
+from .targets import percentile
 
 SMALL_RUN = 100
 """PROTOCOL.md asks for at least this many targets per repository."""
-FAST_MS = 100.0
-"""Typing answers faster than this did not wait for the model (result cache)."""
-BUSY_LOAD = 0.5
-"""A 1-minute load average at or above this before the run means other work was running."""
-
-
-# ----- summaries -----------------------------------------------------------------------
-
-
-def _rate(values: Iterable[bool | float]) -> float | None:
-    items = [float(v) for v in values]
-    value = mean(items)
-    return None if value is None else round(value, 4)
-
-
-def arm_summary(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any]:
-    """Exact match, edit similarity and request latency of one arm over ``tasks``.
-
-    An error or empty answer counts as a miss (scored against the empty string).
-    """
-    rows = [(t, t["arms"][arm]) for t in tasks if arm in t.get("arms", {})]
-    ms = [r["ms"] for _, r in rows if r.get("ms") is not None and not r.get("error")]
-    summary: dict[str, Any] = {
-        "n": len(rows),
-        "targets": len({t["target"] for t, _ in rows}),
-        "exact_match": _rate(r["exact"] for _, r in rows),
-        "edit_similarity": _rate(r["similarity"] for _, r in rows),
-        "exact_full": _rate(r["exact_full"] for _, r in rows),
-        "errors": sum(1 for _, r in rows if r.get("error")),
-        "empty": sum(1 for _, r in rows if not r.get("error") and not r.get("text")),
-        "request_ms_p50": _round(percentile(ms, 0.5)),
-        "request_ms_p95": _round(percentile(ms, 0.95)),
-        "by_task": {},
-    }
-    for task in TASKS:
-        picked = [r for t, r in rows if t["task"] == task]
-        summary["by_task"][task] = {"n": len(picked),
-                                    "exact_match": _rate(r["exact"] for r in picked),
-                                    "edit_similarity": _rate(r["similarity"] for r in picked)}
-    return summary
-
-
-def paired_units(tasks: Sequence[dict[str, Any]], a: str, b: str) -> list[tuple[float, float]]:
-    """Per target, the exact-match rate of arms ``a`` and ``b`` over the tasks both answered."""
-    units: dict[str, list[tuple[float, float]]] = {}
-    for task in tasks:
-        arms = task.get("arms", {})
-        if a in arms and b in arms:
-            units.setdefault(task["target"], []).append(
-                (float(arms[a]["exact"]), float(arms[b]["exact"])))
-    return [(sum(x for x, _ in v) / len(v), sum(y for _, y in v) / len(v))
-            for _, v in sorted(units.items())]
-
-
-def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
-    """p50/p95 of cold and typing requests (ms), and characters saved, from raw samples."""
-    samples = typing.get("samples", [])
-    lines = typing.get("lines", [])
-
-    def ok(*kinds: str) -> list[float]:
-        return [s["ms"] for s in samples if s["status"] == "ok" and s["kind"] in kinds]
-
-    first = ok("first_file", "first_line")
-    chars = sum(line["chars"] for line in lines)
-    saved = sum(line["saved"] for line in lines)
-    return {
-        "unit": "ms",
-        "lines": len(lines),
-        "first_p50": _round(percentile(first, 0.5)),
-        "first_p95": _round(percentile(first, 0.95)),
-        "first_file_p50": _round(percentile(ok("first_file"), 0.5)),
-        "first_file_p95": _round(percentile(ok("first_file"), 0.95)),
-        "first_line_p50": _round(percentile(ok("first_line"), 0.5)),
-        "first_line_p95": _round(percentile(ok("first_line"), 0.95)),
-        "typing_p50": _round(percentile(ok("typing"), 0.5)),
-        "typing_p95": _round(percentile(ok("typing"), 0.95)),
-        "typing_fast_fraction": _fraction(ok("typing"), FAST_MS),
-        "chars_saved": saved,
-        "chars_total": chars,
-        "chars_saved_fraction": round(saved / chars, 4) if chars else None,
-        "requests": len(samples),
-        "cancelled": sum(1 for s in samples if s["status"] == "cancelled"),
-        "stale": sum(1 for s in samples if s["status"] == "stale"),
-        "errors": sum(1 for s in samples if s["status"] == "error"),
-    }
-
-
-def _fraction(values: Sequence[float], limit: float) -> float | None:
-    """Share of ``values`` below ``limit``."""
-    return round(sum(1 for v in values if v < limit) / len(values), 4) if values else None
-
-
-def _round(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def product_arm(arms: dict[str, Any]) -> str | None:
-    """The arm that is the product as shipped (index on), else the closest one that ran."""
-    for name in ("retrieval", "no_retrieval", "psm_plain"):
-        if name in arms and "pending" not in arms[name] and arms[name].get("n"):
-            return name
-    return None
-
-
-def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]],
-              arm_info: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Arms, retrieval - no_retrieval interval, and latency from raw records."""
-    arms: dict[str, Any] = {}
-    for name, info in arm_info.items():
-        arms[name] = dict(info) if "pending" in info else {**info, **arm_summary(tasks, name)}
-    latency_by_arm = {name: latency_summary(t) for name, t in typing.items()}
-    chosen = product_arm(arms)
-    latency = dict(latency_by_arm.get(chosen, {})) if chosen else {}
-    if chosen:
-        latency["arm"] = chosen
-    return {
-        "arms": arms,
-        "retrieval_vs_no_retrieval": bootstrap_diff(
-            paired_units(tasks, "no_retrieval", "retrieval"), seed=seed),
-        "latency": latency,
-        "latency_by_arm": latency_by_arm,
-    }
-
-
-def summarize_repo(raw: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The summary of one repository's raw results."""
-    return summarize(list(raw["tasks"].values()), raw["typing"], raw["arms"], seed)
-
-
-def summarize_total(raws: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]:
-    """The summary pooled over repositories (every task and sample counts once)."""
-    tasks: list[dict[str, Any]] = []
-    typing: dict[str, dict[str, Any]] = {}
-    arm_info: dict[str, Any] = {}
-    for raw in raws:
-        name = raw["repo"]["name"]
-        tasks += [{**t, "target": f"{name}/{t['target']}"} for t in raw["tasks"].values()]
-        for arm, data in raw["typing"].items():
-            pooled = typing.setdefault(arm, {"samples": [], "lines": []})
-            pooled["samples"] += data["samples"]
-            pooled["lines"] += data["lines"]
-        for arm, info in raw["arms"].items():
-            if "pending" in info or arm not in arm_info:
-                arm_info[arm] = info
-    return summarize(tasks, typing, arm_info, seed)
-
-
-# ----- facts about the run -------------------------------------------------------------
-
-
-def load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine() -> dict[str, Any]:
-    """Cores, CPU, memory, OS and the load average now (the start of the run)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
-    memory = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "usable_cores": usable, "cpu_model": cpu_model(),
-            "memory_gib": memory, "python": platform.python_version(),
-            "os": f"{platform.system()} {platform.release()}", "load_start": load_average()}
-
-
-def commit(project: Path) -> dict[str, Any]:
-    """The project's commit and whether the working tree differs from it."""
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,
-                                 timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"hash": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
-
-
-def model_facts(name: str, path: str) -> dict[str, Any]:
-    """The model file the servers load: name, path, size and SHA-256 prefix."""
-    import hashlib
-
-    from ..models import ModelError, resolve_model_path
-
-    try:
-        file = resolve_model_path(name, path)
-    except ModelError as exc:
-        return {"name": name or path, "error": str(exc)}
-    digest = hashlib.sha256()
-    with file.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"name": name if not path else file.name, "file": file.name,
-            "size_bytes": file.stat().st_size, "sha256_prefix": digest.hexdigest()[:16]}
-
-
-def is_busy(machine_info: dict[str, Any]) -> bool:
-    """True when other work was running as the run started."""
-    load = machine_info.get("load_start")
-    return bool(load and load[0] >= BUSY_LOAD)
 
 
 # ----- Markdown ------------------------------------------------------------------------
@@ -264,8 +49,8 @@ def outside_split(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any] |
         return None
     need = [t["arms"][arm]["exact"] for t in rows if t["outside_names"]]
     rest = [t["arms"][arm]["exact"] for t in rows if not t["outside_names"]]
-    return {"n": len(rows), "outside_n": len(need), "outside_exact": _rate(need),
-            "rest_n": len(rest), "rest_exact": _rate(rest)}
+    return {"n": len(rows), "outside_n": len(need), "outside_exact": rate(need),
+            "rest_n": len(rest), "rest_exact": rate(rest)}
 
 
 def retrieval_ceiling(tasks: Sequence[dict[str, Any]], base: str = "no_retrieval") -> dict[
@@ -507,7 +292,7 @@ def _first_answers_section(repos: dict[str, Any], names: Sequence[str]) -> list[
             "line emptied) is the quality run's whole-line task on the same target (in the "
             "replay the file's lines still to type are empty as well). Served "
             "in the replay from whatever the server had prepared (saved or warmed model "
-            "states reused in part, see the README), in the quality run from an empty "
+            "states reused in part, see docs/latency.md), in the quality run from an empty "
             "cache. Exact answers of each:", "",
             "| repo | arm | lines | exact in the replay | exact in the quality run |",
             "| --- | --- | ---: | ---: | ---: |", *rows]

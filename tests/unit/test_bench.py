@@ -14,16 +14,11 @@ import pytest
 
 from slm_lsp.bench import cli as bench
 from slm_lsp.bench import report as bench_report
+from slm_lsp.bench import summary as bench_summary
+from slm_lsp.bench.arms import ARMS, Arm, pending_reason
 from slm_lsp.bench.client import Answer, BenchServer, Pending
-from slm_lsp.bench.run import (
-    ARMS,
-    Arm,
-    Options,
-    copy_without,
-    pending_reason,
-    replay_line,
-    run_tasks,
-)
+from slm_lsp.bench.copies import copy_without
+from slm_lsp.bench.session import Options, replay_line, run_tasks
 from slm_lsp.bench.targets import (
     TASKS,
     Target,
@@ -449,10 +444,10 @@ def _doc(load: float, targets: int) -> dict[str, Any]:
         "settings": {"no_retrieval": {"sent": {"index": {"enabled": False}}}},
         "seconds": 120.0,
         "repos": {r["repo"]["name"]: {"repo": r["repo"], "summary":
-                                      bench_report.summarize_repo(r, 0), "servers": r["servers"],
+                                      bench_summary.summarize_repo(r, 0), "servers": r["servers"],
                                       "raw": {}} for r in raws},
     }
-    doc["total"] = bench_report.summarize_total(raws, 0)
+    doc["total"] = bench_summary.summarize_total(raws, 0)
     return doc
 
 

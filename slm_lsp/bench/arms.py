@@ -1,0 +1,75 @@
+"""The benchmark's arms: the server settings each one runs with, on identical targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration of the server, run on the same targets as the others."""
+
+    name: str
+    description: str
+    settings: dict[str, Any]
+    """Overrides of the `slm` section (wire keys) on top of the benchmark's base."""
+    index: bool = False
+    requires: tuple[str, ...] = ()
+    """Setting keys (`slm.x.y`) the server must know for this arm to mean anything."""
+
+
+BASE_SETTINGS: dict[str, Any] = {"completion": {"timeoutMs": 600000}}
+"""Every arm: no soft timeout, so a cold first request returns the model's answer
+instead of an empty list after 8 s (the latency of that answer is what is measured)."""
+
+ARMS: dict[str, Arm] = {a.name: a for a in (
+    Arm("no_retrieval", "local prefix and suffix only: index off; KV splice and token healing on",
+        {"index": {"enabled": False}}),
+    Arm("retrieval", "the project's index (dense + lexical) of the repository without the "
+        "target's file; KV splice and token healing on",
+        {"index": {"enabled": True}}, index=True, requires=("slm.index.enabled",)),
+    Arm("psm_plain", "plain prefix/suffix/middle layout without the latency tricks: index off, "
+        "KV splice off (common-prefix reuse only), token healing off; the result cache stays",
+        {"index": {"enabled": False}, "model": {"kvSplice": False, "kvSnapshots": 0},
+         "completion": {"tokenHealing": False, "warmRegions": 0}},
+        requires=("slm.model.kvSplice", "slm.completion.tokenHealing")),
+)}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Nested dictionaries merged, ``extra`` winning."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def arm_settings(arm: Arm, model_path: str | None = None) -> dict[str, Any]:
+    """The `slm` section sent to the arm's servers."""
+    settings = merge(BASE_SETTINGS, arm.settings)
+    if model_path:
+        settings = merge(settings, {"model": {"path": model_path}})
+    return settings
+
+
+def pending_reason(arm: Arm) -> str | None:
+    """Why an arm cannot run with this server build yet, or None."""
+    from ..settings import describe
+
+    known = {row.key for row in describe()}
+    missing = [key for key in arm.requires if key not in known]
+    if missing:
+        return f"the server has no setting {', '.join(missing)} yet"
+    return None
+
+
+def effective_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The whole settings tree the server derives from ``settings`` (snake_case)."""
+    from ..settings import as_dict, parse_settings
+
+    parsed, _problems = parse_settings(settings)
+    return as_dict(parsed)

@@ -1,0 +1,78 @@
+"""Facts about the run recorded with its results: machine, load, commit, model."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .index import cpu_model
+
+BUSY_LOAD = 0.5
+"""A 1-minute load average at or above this before the run means other work was running."""
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU, memory, OS and the load average now (the start of the run)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    memory = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "usable_cores": usable, "cpu_model": cpu_model(),
+            "memory_gib": memory, "python": platform.python_version(),
+            "os": f"{platform.system()} {platform.release()}", "load_start": load_average()}
+
+
+def commit(project: Path) -> dict[str, Any]:
+    """The project's commit and whether the working tree differs from it."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"hash": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def model_facts(name: str, path: str) -> dict[str, Any]:
+    """The model file the servers load: name, path, size and SHA-256 prefix."""
+    import hashlib
+
+    from ..models import ModelError, resolve_model_path
+
+    try:
+        file = resolve_model_path(name, path)
+    except ModelError as exc:
+        return {"name": name or path, "error": str(exc)}
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": name if not path else file.name, "file": file.name,
+            "size_bytes": file.stat().st_size, "sha256_prefix": digest.hexdigest()[:16]}
+
+
+def is_busy(machine_info: dict[str, Any]) -> bool:
+    """True when other work was running as the run started."""
+    load = machine_info.get("load_start")
+    return bool(load and load[0] >= BUSY_LOAD)

@@ -1,0 +1,151 @@
+"""Summaries of a run's raw records: rates, latency percentiles, paired differences,
+per arm, per repository and pooled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .targets import TASKS, bootstrap_diff, mean, percentile
+
+FAST_MS = 100.0
+"""Typing answers faster than this did not wait for the model (result cache)."""
+
+
+def rate(values: Iterable[bool | float]) -> float | None:
+    items = [float(v) for v in values]
+    value = mean(items)
+    return None if value is None else round(value, 4)
+
+
+def arm_summary(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any]:
+    """Exact match, edit similarity and request latency of one arm over ``tasks``.
+
+    An error or empty answer counts as a miss (scored against the empty string).
+    """
+    rows = [(t, t["arms"][arm]) for t in tasks if arm in t.get("arms", {})]
+    ms = [r["ms"] for _, r in rows if r.get("ms") is not None and not r.get("error")]
+    summary: dict[str, Any] = {
+        "n": len(rows),
+        "targets": len({t["target"] for t, _ in rows}),
+        "exact_match": rate(r["exact"] for _, r in rows),
+        "edit_similarity": rate(r["similarity"] for _, r in rows),
+        "exact_full": rate(r["exact_full"] for _, r in rows),
+        "errors": sum(1 for _, r in rows if r.get("error")),
+        "empty": sum(1 for _, r in rows if not r.get("error") and not r.get("text")),
+        "request_ms_p50": _round(percentile(ms, 0.5)),
+        "request_ms_p95": _round(percentile(ms, 0.95)),
+        "by_task": {},
+    }
+    for task in TASKS:
+        picked = [r for t, r in rows if t["task"] == task]
+        summary["by_task"][task] = {"n": len(picked),
+                                    "exact_match": rate(r["exact"] for r in picked),
+                                    "edit_similarity": rate(r["similarity"] for r in picked)}
+    return summary
+
+
+def paired_units(tasks: Sequence[dict[str, Any]], a: str, b: str) -> list[tuple[float, float]]:
+    """Per target, the exact-match rate of arms ``a`` and ``b`` over the tasks both answered."""
+    units: dict[str, list[tuple[float, float]]] = {}
+    for task in tasks:
+        arms = task.get("arms", {})
+        if a in arms and b in arms:
+            units.setdefault(task["target"], []).append(
+                (float(arms[a]["exact"]), float(arms[b]["exact"])))
+    return [(sum(x for x, _ in v) / len(v), sum(y for _, y in v) / len(v))
+            for _, v in sorted(units.items())]
+
+
+def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
+    """p50/p95 of cold and typing requests (ms), and characters saved, from raw samples."""
+    samples = typing.get("samples", [])
+    lines = typing.get("lines", [])
+
+    def ok(*kinds: str) -> list[float]:
+        return [s["ms"] for s in samples if s["status"] == "ok" and s["kind"] in kinds]
+
+    first = ok("first_file", "first_line")
+    chars = sum(line["chars"] for line in lines)
+    saved = sum(line["saved"] for line in lines)
+    return {
+        "unit": "ms",
+        "lines": len(lines),
+        "first_p50": _round(percentile(first, 0.5)),
+        "first_p95": _round(percentile(first, 0.95)),
+        "first_file_p50": _round(percentile(ok("first_file"), 0.5)),
+        "first_file_p95": _round(percentile(ok("first_file"), 0.95)),
+        "first_line_p50": _round(percentile(ok("first_line"), 0.5)),
+        "first_line_p95": _round(percentile(ok("first_line"), 0.95)),
+        "typing_p50": _round(percentile(ok("typing"), 0.5)),
+        "typing_p95": _round(percentile(ok("typing"), 0.95)),
+        "typing_fast_fraction": _fraction(ok("typing"), FAST_MS),
+        "chars_saved": saved,
+        "chars_total": chars,
+        "chars_saved_fraction": round(saved / chars, 4) if chars else None,
+        "requests": len(samples),
+        "cancelled": sum(1 for s in samples if s["status"] == "cancelled"),
+        "stale": sum(1 for s in samples if s["status"] == "stale"),
+        "errors": sum(1 for s in samples if s["status"] == "error"),
+    }
+
+
+def _fraction(values: Sequence[float], limit: float) -> float | None:
+    """Share of ``values`` below ``limit``."""
+    return round(sum(1 for v in values if v < limit) / len(values), 4) if values else None
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def product_arm(arms: dict[str, Any]) -> str | None:
+    """The arm that is the product as shipped (index on), else the closest one that ran."""
+    for name in ("retrieval", "no_retrieval", "psm_plain"):
+        if name in arms and "pending" not in arms[name] and arms[name].get("n"):
+            return name
+    return None
+
+
+def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]],
+              arm_info: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Arms, retrieval - no_retrieval interval, and latency from raw records."""
+    arms: dict[str, Any] = {}
+    for name, info in arm_info.items():
+        arms[name] = dict(info) if "pending" in info else {**info, **arm_summary(tasks, name)}
+    latency_by_arm = {name: latency_summary(t) for name, t in typing.items()}
+    chosen = product_arm(arms)
+    latency = dict(latency_by_arm.get(chosen, {})) if chosen else {}
+    if chosen:
+        latency["arm"] = chosen
+    return {
+        "arms": arms,
+        "retrieval_vs_no_retrieval": bootstrap_diff(
+            paired_units(tasks, "no_retrieval", "retrieval"), seed=seed),
+        "latency": latency,
+        "latency_by_arm": latency_by_arm,
+    }
+
+
+def summarize_repo(raw: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The summary of one repository's raw results."""
+    return summarize(list(raw["tasks"].values()), raw["typing"], raw["arms"], seed)
+
+
+def summarize_total(raws: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """The summary pooled over repositories (every task and sample counts once)."""
+    tasks: list[dict[str, Any]] = []
+    typing: dict[str, dict[str, Any]] = {}
+    arm_info: dict[str, Any] = {}
+    for raw in raws:
+        name = raw["repo"]["name"]
+        tasks += [{**t, "target": f"{name}/{t['target']}"} for t in raw["tasks"].values()]
+        for arm, data in raw["typing"].items():
+            pooled = typing.setdefault(arm, {"samples": [], "lines": []})
+            pooled["samples"] += data["samples"]
+            pooled["lines"] += data["lines"]
+        for arm, info in raw["arms"].items():
+            if "pending" in info or arm not in arm_info:
+                arm_info[arm] = info
+    return summarize(tasks, typing, arm_info, seed)
