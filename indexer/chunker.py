@@ -12,14 +12,17 @@ parse, fall back to overlapping line windows with a warning.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from tree_sitter import Node
 
 from indexer.languages import get_parser
+from indexer.pieces import ChunkLimits, Piece, fit_pieces, windows
+
+__all__ = ["CHUNKER_VERSION", "DEFAULT_LIMITS", "SYNTAX", "Chunk", "ChunkLimits", "chunk_text",
+           "fallback_language"]
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +42,6 @@ class Chunk:
     text: str
     symbol: str | None = None
     kind: str = "text"
-
-
-@dataclass(frozen=True)
-class ChunkLimits:
-    """Size rules for chunks, in lines and characters."""
-
-    max_lines: int = 50
-    max_chars: int = 2000
-    overlap: int = 5
-    merge_lines: int = 30
-    merge_chars: int = 1200
-    small_lines: int = 6
-    text_window: int = 40
 
 
 DEFAULT_LIMITS = ChunkLimits()
@@ -132,18 +122,6 @@ _FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function
 _warned_languages: set[str] = set()
 
 
-@dataclass
-class _Piece:
-    """A line range (0-based rows, inclusive) with what it defines, before merging."""
-
-    start: int
-    end: int
-    kind: str
-    symbol: str | None
-    is_definition: bool
-    sealed: bool = False
-
-
 def chunk_text(path: str, text: str, language: str | None,
                limits: ChunkLimits = DEFAULT_LIMITS) -> list[Chunk]:
     """Chunks of a file's text; `path` is the root-relative `/` path stored in each chunk."""
@@ -156,7 +134,7 @@ def chunk_text(path: str, text: str, language: str | None,
     if pieces is None:
         if syntax is None:
             _warn_once(lang)
-        pieces = _windows(0, len(lines) - 1, "text", None, limits.text_window, limits.overlap)
+        pieces = windows(0, len(lines) - 1, "text", None, limits.text_window, limits.overlap)
     return [_make_chunk(path, lang, lines, p, limits) for p in pieces
             if "".join(lines[p.start:p.end + 1]).strip()]
 
@@ -175,7 +153,7 @@ def _warn_once(language: str) -> None:
 
 
 def _syntax_pieces(path: str, text: str, lang: str, syntax: _Syntax,
-                   limits: ChunkLimits) -> list[_Piece] | None:
+                   limits: ChunkLimits) -> list[Piece] | None:
     """Pieces from the syntax tree, or None if the file could not be parsed."""
     parser = get_parser(lang)
     if parser is None:
@@ -192,7 +170,7 @@ def _syntax_pieces(path: str, text: str, lang: str, syntax: _Syntax,
         return None
     builder = _Builder(syntax, limits, _line_lengths(text))
     pieces = builder.members(list(root.named_children), None)
-    return _merge(pieces, limits, builder.lengths)
+    return fit_pieces(pieces, limits, builder.lengths)
 
 
 def _error_share(root: Node) -> float:
@@ -222,9 +200,9 @@ class _Builder:
         self.limits = limits
         self.lengths = lengths
 
-    def members(self, nodes: Sequence[Node], context: str | None) -> list[_Piece]:
+    def members(self, nodes: Sequence[Node], context: str | None) -> list[Piece]:
         """Pieces for a sequence of sibling nodes, attaching leading comments to definitions."""
-        pieces: list[_Piece] = []
+        pieces: list[Piece] = []
         trivia: list[Node] = []
         for node in nodes:
             if node.type in self.syntax.trivia:
@@ -243,9 +221,9 @@ class _Builder:
         pieces.extend(self._plain(n) for n in trivia)
         return sorted(pieces, key=lambda p: p.start)
 
-    def _plain(self, node: Node) -> _Piece:
+    def _plain(self, node: Node) -> Piece:
         """A non-definition piece covering one node."""
-        return _Piece(node.start_point[0], _end_row(node), "block", None, False)
+        return Piece(node.start_point[0], _end_row(node), "block", None, False)
 
     def definition(self, node: Node) -> Node | None:
         """The definition node inside `node` (unwrapping exports/decorators), or None."""
@@ -275,28 +253,28 @@ class _Builder:
         return None
 
     def pieces(self, outer: Node, defined: Node | None, start: int,
-               context: str | None) -> list[_Piece]:
+               context: str | None) -> list[Piece]:
         """Pieces for one top-level (or member) node spanning rows `start`..end."""
         end = _end_row(outer)
         if defined is None:
             if end - start + 1 <= self.limits.max_lines:
-                return [_Piece(start, end, "block", None, False)]
-            return _windows(start, end, "block", None, self.limits.max_lines, self.limits.overlap)
+                return [Piece(start, end, "block", None, False)]
+            return windows(start, end, "block", None, self.limits.max_lines, self.limits.overlap)
         kind = self.kind(defined, context)
         name = self.name(defined)
         symbol = _qualify(context, name)
         if end - start + 1 <= self.limits.max_lines:
-            return [_Piece(start, end, kind, symbol, True)]
+            return [Piece(start, end, kind, symbol, True)]
         body = self.body(defined)
         if body is not None and kind in ("class", "namespace"):
             split = self.split_container(start, end, body, kind, symbol)
             if split:
                 return split
         step = self.limits.max_lines
-        return _windows(start, end, kind, symbol, step, self.limits.overlap)
+        return windows(start, end, kind, symbol, step, self.limits.overlap)
 
     def split_container(self, start: int, end: int, body: Node, kind: str,
-                        symbol: str | None) -> list[_Piece]:
+                        symbol: str | None) -> list[Piece]:
         """A large class or namespace as its header, its members and its closing lines."""
         children = [c for c in body.named_children]
         if not children:
@@ -306,14 +284,14 @@ class _Builder:
             return []
         first = min(p.start for p in inner)
         last = max(p.end for p in inner)
-        header = _Piece(start, max(start, first - 1), kind, symbol, True)
+        header = Piece(start, max(start, first - 1), kind, symbol, True)
         if first > start:
             inner.insert(0, header)
         else:
             inner[0].start = start
         if end > last:
             inner[-1].end = end
-        merged = _merge(inner, self.limits, self.lengths)
+        merged = fit_pieces(inner, self.limits, self.lengths)
         for piece in merged:  # members never merge with what lies outside their container
             piece.sealed = True
         return merged
@@ -429,88 +407,7 @@ def _qualify(context: str | None, name: str | None) -> str | None:
     return name or context
 
 
-def _windows(start: int, end: int, kind: str, symbol: str | None, size: int,
-             overlap: int) -> list[_Piece]:
-    """Rows `start`..`end` as evenly sized windows of at most `size` rows, overlapping."""
-    rows = end - start + 1
-    size = max(1, size)
-    overlap = max(0, min(overlap, size - 1))
-    count = max(1, math.ceil((rows - overlap) / (size - overlap)))
-    length = min(size, math.ceil((rows + (count - 1) * overlap) / count))
-    pieces: list[_Piece] = []
-    for i in range(count):
-        first = min(start + i * (length - overlap), max(start, end - length + 1))
-        last = end if i == count - 1 else min(end, first + length - 1)
-        pieces.append(_Piece(first, last, kind, symbol, kind not in ("text", "block")))
-    return pieces
-
-
-def _merge(pieces: Iterable[_Piece], limits: ChunkLimits, lengths: list[int]) -> list[_Piece]:
-    """Merge runs of small neighbouring pieces up to the merge size; split long ones by chars."""
-    out: list[_Piece] = []
-    group: list[_Piece] = []
-
-    def flush() -> None:
-        if group:
-            out.append(_combine(group))
-            group.clear()
-
-    for piece in pieces:
-        if piece.sealed or not _small(piece, limits):
-            flush()
-            out.extend(_split_chars(piece, limits, lengths))
-            continue
-        if group and not _fits(group[0].start, piece.end, limits, lengths):
-            flush()
-        group.append(piece)
-    flush()
-    return out
-
-
-def _small(piece: _Piece, limits: ChunkLimits) -> bool:
-    """True for a piece short enough to be merged with its neighbours."""
-    return piece.end - piece.start + 1 < limits.small_lines
-
-
-def _fits(start: int, end: int, limits: ChunkLimits, lengths: list[int]) -> bool:
-    """True if rows `start`..`end` stay within the merge size."""
-    rows = end - start + 1
-    most_rows = min(limits.merge_lines, limits.max_lines)
-    most_chars = min(limits.merge_chars, limits.max_chars)
-    return rows <= most_rows and sum(lengths[start:end + 1]) <= most_chars
-
-
-def _combine(group: list[_Piece]) -> _Piece:
-    """One piece spanning a group; it keeps the symbol when it holds one definition."""
-    defs = [p for p in group if p.is_definition]
-    if len(group) == 1:
-        return group[0]
-    if len(defs) == 1 and all(p.kind == "block" for p in group if not p.is_definition):
-        only = defs[0]
-        return _Piece(group[0].start, max(p.end for p in group), only.kind, only.symbol, True)
-    names = [p.symbol for p in defs if p.symbol]
-    symbol = ", ".join(dict.fromkeys(names)) if names else None
-    return _Piece(group[0].start, max(p.end for p in group), "block", symbol, bool(defs))
-
-
-def _split_chars(piece: _Piece, limits: ChunkLimits, lengths: list[int]) -> list[_Piece]:
-    """Split a piece whose text exceeds `max_chars` into consecutive row ranges."""
-    if sum(lengths[piece.start:piece.end + 1]) <= limits.max_chars:
-        return [piece]
-    parts: list[_Piece] = []
-    row = piece.start
-    while row <= piece.end:
-        size, last = 0, row
-        while last <= piece.end and (last == row or size + lengths[last] <= limits.max_chars):
-            size += lengths[last]
-            last += 1
-        parts.append(_Piece(row, last - 1, piece.kind, piece.symbol, piece.is_definition,
-                            piece.sealed))
-        row = last
-    return parts
-
-
-def _make_chunk(path: str, language: str, lines: list[str], piece: _Piece,
+def _make_chunk(path: str, language: str, lines: list[str], piece: Piece,
                 limits: ChunkLimits) -> Chunk:
     """The chunk for a piece; a single enormous line is cut to keep chunks bounded."""
     text = "".join(lines[piece.start:piece.end + 1])

@@ -9,11 +9,14 @@ Typical use (the server runs `build` in a worker thread)::
 
 Every public method is thread-safe. Embedding runs outside the main lock, so
 searches stay answerable while a build or an update is embedding.
+
+`RepoIndex` and one run of its build (`_Build`) share one lock and one table of
+files and chunks, which is why they stay in one module (about 550 lines); the
+records it returns are in `indexer.records`, chunk sizing in `indexer.pieces`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -38,8 +41,11 @@ from indexer.embedder import Embedder, EmbedderUnavailable, SentenceTransformerE
 from indexer.languages import language_for_path
 from indexer.lexical import LexicalIndex
 from indexer.persist import CorruptIndex
+from indexer.records import IndexProgress, IndexStats, SearchResult, content_hash, embedding_text
 from indexer.store import FaissStore, VectorStore
 from indexer.walker import IGNORE_FILES, Walker, decode_text
+
+__all__ = ["IndexProgress", "IndexStats", "RepoIndex", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
@@ -51,41 +57,6 @@ EMBED_BATCH = 32
 """Chunks embedded (and applied to the index) together during a build."""
 SAVE_EVERY_S = 60.0
 """During a long build, save progress at least this often."""
-
-
-@dataclass(frozen=True)
-class IndexProgress:
-    """Where a build is: `phase` is scanning, indexing, saving or done."""
-
-    phase: str
-    files_done: int
-    files_total: int
-    chunks: int
-    elapsed: float
-    path: str | None = None
-
-
-@dataclass(frozen=True)
-class IndexStats:
-    """Size of the index; after `build` also its duration and how much was reused."""
-
-    files: int
-    chunks: int
-    languages: dict[str, int]
-    seconds: float = 0.0
-    reused: int = 0
-    embedded: int = 0
-    cancelled: bool = False
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """A retrieved chunk, its fused score and the raw dense/lexical scores (None if unused)."""
-
-    chunk: Chunk
-    score: float
-    dense: float | None = None
-    lexical: float | None = None
 
 
 @dataclass
@@ -106,17 +77,6 @@ class _Pending:
     language: str
     chunks: list[Chunk]
     version: int
-
-
-def content_hash(text: str) -> str:
-    """SHA-256 of a file's text."""
-    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What is embedded for a chunk: its path and symbol, then its text."""
-    head = f"{chunk.path} {chunk.symbol}" if chunk.symbol else chunk.path
-    return f"{head}\n{chunk.text}"
 
 
 def _overlap(a: Chunk, b: Chunk) -> bool:
