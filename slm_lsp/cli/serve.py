@@ -41,6 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..memory import return_large_frees
 
     return_large_frees()
+    if args.tcp and args.stdio:
+        log.error("--tcp and --stdio exclude each other")
+        return 2
     server = build_server()
     if args.tcp:
         host, port = args.tcp
@@ -65,6 +68,9 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="run the language server (stdio by default)")
     p.add_argument("--tcp", metavar="[HOST:]PORT", type=tcp_address,
                    help="listen on TCP instead of stdio (host default 127.0.0.1)")
+    p.add_argument("--stdio", action="store_true",
+                   help="talk LSP over stdin and stdout (the default; accepted because LSP "
+                        "clients such as vscode-languageclient pass it)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-file", help="log here instead of stderr")
     p.set_defaults(func=cmd_serve)
