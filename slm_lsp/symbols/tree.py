@@ -1,0 +1,186 @@
+"""SourceTree: the workspace's source files, for finding definitions and names."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from indexer.languages import language_for_path
+
+from .definitions import definitions
+from .syntax import WORD_RE, Definition
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=32)
+def _words(text: str) -> frozenset[str]:
+    """The identifiers of an open document's text (cached per text)."""
+    return frozenset(WORD_RE.findall(text))
+
+
+@dataclass
+class _FileInfo:
+    stamp: tuple[int, int]
+    text: str
+    words: frozenset[str]
+    defs: list[Definition] | None = None
+
+
+class SourceTree:
+    """Source files of a workspace, for looking definitions and names up.
+
+    Open documents win over the file system. Files are listed from the
+    repository index when there is one, else by walking the root (ignore
+    rules applied), at most every ``rescan_s`` seconds.
+    """
+
+    def __init__(self, root: str | None, open_docs: Callable[[], Mapping[str, str]] = dict,
+                 index: Callable[[], Any] = lambda: None, *, max_files: int = 5000,
+                 rescan_s: float = 5.0) -> None:
+        self.root = root
+        self._open_docs = open_docs
+        self._index = index
+        self.max_files = max_files
+        self.rescan_s = rescan_s
+        self._files: dict[str, _FileInfo] = {}
+        self._listing: list[str] = []
+        self._listed_at = -1e9
+        self._parsed: OrderedDict[tuple[str, str], list[Definition]] = OrderedDict()
+        self._lock = threading.RLock()
+
+    # files
+
+    def list_files(self) -> list[str]:
+        """Absolute paths of the workspace's source files (tree-sitter languages only)."""
+        with self._lock:
+            if time.monotonic() - self._listed_at < self.rescan_s:
+                return self._listing
+            self._listing = self._scan()
+            self._listed_at = time.monotonic()
+            return self._listing
+
+    def _scan(self) -> list[str]:
+        if not self.root:
+            return []
+        index = self._index()
+        paths: Iterable[str]
+        try:
+            paths = [os.path.join(self.root, rel) for rel in index.files()] if index else []
+        except Exception:  # an index that is still loading or broken: walk instead
+            log.debug("index file listing failed", exc_info=True)
+            paths = []
+        if not paths:
+            from indexer.walker import Walker
+
+            paths = (str(f.path) for f in Walker(self.root).walk())
+        out: list[str] = []
+        for path in paths:
+            if language_for_path(path) is None:
+                continue
+            if len(out) >= self.max_files:
+                log.info("symbol lookup scans the first %d files (and asks the index)",
+                         self.max_files)
+                break
+            out.append(os.path.abspath(path))
+        return out
+
+    def text_of(self, path: str) -> str | None:
+        """A file's current text: the open document's, else the file's (None if unreadable)."""
+        docs = self._open_docs()
+        if path in docs:
+            return docs[path]
+        info = self._info(path)
+        return info.text if info else None
+
+    def _info(self, path: str) -> _FileInfo | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            info = self._files.get(path)
+            if info is not None and info.stamp == stamp:
+                return info
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        info = _FileInfo(stamp, text, frozenset(WORD_RE.findall(text)))
+        with self._lock:
+            self._files[path] = info
+        return info
+
+    # lookups
+
+    def definitions_in(self, path: str, text: str | None = None,
+                       language: str | None = None) -> list[Definition]:
+        """The definitions of one file (parsed once per version of its text)."""
+        if text is None:
+            text = self.text_of(path)
+        language = language or language_for_path(path)
+        if text is None or language is None:
+            return []
+        key = (path, text)
+        with self._lock:
+            cached = self._parsed.get(key)
+            if cached is not None:
+                self._parsed.move_to_end(key)
+                return cached
+        defs = definitions(text, language, path)
+        with self._lock:
+            self._parsed[key] = defs
+            while len(self._parsed) > 256:
+                self._parsed.popitem(last=False)
+        return defs
+
+    def files_with(self, word: str, *, definitions: bool = False) -> list[str]:
+        """Files (open documents first) in which ``word`` occurs as a whole word.
+
+        For ``definitions`` in a repository too big to scan whole, files whose
+        index chunks define ``word`` are added from the repository index.
+        """
+        docs = dict(self._open_docs())
+        found = [p for p, t in docs.items() if word in t and word in _words(t)]
+        listing = self.list_files()
+        extra = self._index_hits(word) if definitions and len(listing) >= self.max_files else []
+        for path in extra + listing:
+            if path in docs or path in found:
+                continue
+            info = self._info(path)
+            if info is not None and word in info.words:
+                found.append(path)
+        return found
+
+    def _index_hits(self, word: str) -> list[str]:
+        """Files whose indexed chunks define ``word``, from the repository index."""
+        index = self._index()
+        if index is None or not self.root:
+            return []
+        try:
+            results = index.search(word, k=8, budget_ms=30)
+        except Exception:
+            log.debug("index search failed", exc_info=True)
+            return []
+        return [os.path.join(self.root, r.chunk.path) for r in results
+                if r.chunk.symbol and r.chunk.symbol.split(".")[-1] == word]
+
+    def find(self, name: str) -> list[Definition]:
+        """Every definition named ``name`` in the workspace."""
+        out: list[Definition] = []
+        for path in self.files_with(name, definitions=True):
+            out += [d for d in self.definitions_in(path) if d.name == name]
+        return out
+
+    def has_word(self, word: str) -> bool:
+        """True if ``word`` occurs anywhere in the workspace's source files."""
+        return bool(self.files_with(word))
