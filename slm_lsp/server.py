@@ -88,6 +88,10 @@ class SlmServer(LanguageServer):
             types.ShowMessageParams(type=kind, message=f"slm-lsp: {message}"),
         )
 
+    def notify(self, method: str, params: Any) -> None:
+        """A custom notification to the client, from any thread."""
+        self.call_soon(self.protocol.notify, method, params)
+
     def status(self, state: str, message: str) -> None:
         """The custom `slm/status` notification that editors show in a status bar."""
         self.call_soon(self.protocol.notify, "slm/status", {"state": state, "message": message})
@@ -173,7 +177,7 @@ class SlmServer(LanguageServer):
             return await work
         except asyncio.TimeoutError as exc:
             work.add_done_callback(_consume_exception)
-            raise SoftTimeout() from exc
+            raise SoftTimeout(work, cancel) from exc
         except asyncio.CancelledError:
             cancel.set()
             work.add_done_callback(_consume_exception)
@@ -181,7 +185,31 @@ class SlmServer(LanguageServer):
 
 
 class SoftTimeout(Exception):
-    """A request took longer than its time budget; its work may still finish later."""
+    """A request took longer than its time budget; its work may still finish later.
+
+    ``work`` is that work and ``cancel`` its cancel flag (set when a newer request
+    superseded it), so a caller can act on a result that comes late.
+    """
+
+    def __init__(self, work: asyncio.Future[Any] | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        super().__init__("soft timeout")
+        self.work = work
+        self.cancel = cancel
+
+    def when_done(self, fn: Callable[[Any], None]) -> None:
+        """Call ``fn(result)`` on the event loop if the work ends with a result and was
+        not cancelled or superseded meanwhile."""
+        work, cancel = self.work, self.cancel
+
+        def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                return
+            if cancel is None or not cancel.is_set():
+                fn(future.result())
+
+        if work is not None:
+            work.add_done_callback(done)
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
+SUGGESTION_READY = "slm/suggestionReady"
+"""Sent when a suggestion that missed its request's timeout is ready: the editor may ask
+again at that place and gets it from the result cache at once (an empty answer is final
+for VS Code, which does not ask again by itself)."""
 
 REQUEST_FAILED = -32803  # LSP ErrorCodes.RequestFailed
 
@@ -65,11 +68,20 @@ async def suggest(ls: SlmServer, ctx: CursorContext) -> Suggestion:
             lambda cancel: ls.host.engine(timeout=settings.timeout_ms / 1000).complete(ctx, cancel),
             timeout_ms=settings.timeout_ms,
         )
-    except SoftTimeout:
+    except SoftTimeout as late:
         log.info("no suggestion within %d ms at %s:%d (still computing)", settings.timeout_ms,
                  ctx.path, ctx.line)
+        late.when_done(lambda result: _announce(ls, ctx, result))
         return Suggestion("", "timeout")
     except Cancelled as exc:
         raise JsonRpcRequestCancelled("slm-lsp: request cancelled") from exc
     except BackendError as exc:
         raise RequestFailed(f"slm-lsp: {exc}") from exc
+
+
+def _announce(ls: SlmServer, ctx: CursorContext, result: object) -> None:
+    """Tell the editor that the suggestion at ``ctx`` is ready after all."""
+    if isinstance(result, Suggestion) and result.text:
+        log.info("late suggestion ready at %s:%d", ctx.path, ctx.line)
+        ls.notify(SUGGESTION_READY, {"textDocument": {"uri": ctx.uri},
+                                     "position": {"line": ctx.line, "character": ctx.character}})

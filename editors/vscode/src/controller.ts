@@ -11,6 +11,8 @@ export const STATUS_NOTIFICATION = 'slm/status';
 export const DID_CHANGE_CONFIGURATION = 'workspace/didChangeConfiguration';
 export const EXECUTE_COMMAND = 'workspace/executeCommand';
 export const CURSOR_NOTIFICATION = 'slm/cursor';
+/** The server finished a suggestion after its request timed out (and was answered empty). */
+export const SUGGESTION_READY_NOTIFICATION = 'slm/suggestionReady';
 /** How long the cursor must rest before the server is told to prepare a suggestion there. */
 export const CURSOR_REST_MS = 400;
 
@@ -59,6 +61,10 @@ export interface Host {
   /** Runs a program in a new terminal; resolves with its exit code when the terminal closes. */
   runInTerminal(name: string, command: string, args: string[]): Promise<number | undefined>;
   openSettings(query: string): void;
+  /** True if the active editor shows `uri` with an empty selection at (line, character). */
+  cursorIs(uri: string, line: number, character: number): boolean;
+  /** Asks VS Code for the inline suggestion at the cursor again. */
+  triggerInlineSuggest(): void;
 }
 
 /** Server states in which `slm/cursor` is worth sending. */
@@ -124,6 +130,7 @@ export class Controller {
       },
     });
     client.onNotification(STATUS_NOTIFICATION, (params) => this.onStatus(params as StatusParams));
+    client.onNotification(SUGGESTION_READY_NOTIFICATION, (params) => this.onSuggestionReady(params));
     this.client = client;
     try {
       await client.start();
@@ -164,6 +171,25 @@ export class Controller {
   onStatus(params: StatusParams | undefined): void {
     const { state, message } = parseStatus(params);
     this.setState(state, message);
+  }
+
+  /**
+   * A suggestion came after its request had timed out. VS Code never asks again by
+   * itself after an empty answer, so ask again if the cursor is still where the request
+   * was: the server answers from its cache at once.
+   */
+  onSuggestionReady(params: unknown): void {
+    const p = params as { textDocument?: { uri?: unknown }; position?: { line?: unknown; character?: unknown } };
+    const uri = p?.textDocument?.uri;
+    const line = p?.position?.line;
+    const character = p?.position?.character;
+    if (typeof uri !== 'string' || typeof line !== 'number' || typeof character !== 'number') {
+      this.host.log(`${SUGGESTION_READY_NOTIFICATION}: ignoring malformed params ${JSON.stringify(params)}`);
+      return;
+    }
+    if (this.host.cursorIs(uri, line, character)) {
+      this.host.triggerInlineSuggest();
+    }
   }
 
   /** React to a configuration change; `affects` is `event.affectsConfiguration`. */

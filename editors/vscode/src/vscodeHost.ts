@@ -4,9 +4,12 @@
  */
 import * as fs from 'fs';
 import * as os from 'os';
+import * as readline from 'readline';
+import { Readable } from 'stream';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, State, TransportKind } from 'vscode-languageclient/node';
 import { ClientHandle, ClientHooks, Host } from './controller';
+import { LineClassifier } from './serverLog';
 import { ServerCommand } from './serverCommand';
 import { answerConfiguration, serverKeysFromManifest } from './settings';
 
@@ -72,6 +75,7 @@ export class VscodeHost implements Host, vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.output,
+      stdioOptions: { stdout: pipeLog, stderr: pipeLog },
       initializationOptions: () => ({ slm: hooks.settings() }),
       middleware: {
         provideInlineCompletionItems: (document, position, context, token, next) =>
@@ -142,8 +146,29 @@ export class VscodeHost implements Host, vscode.Disposable {
     void vscode.commands.executeCommand('workbench.action.openSettings', query);
   }
 
+  cursorIs(uri: string, line: number, character: number): boolean {
+    const editor = vscode.window.activeTextEditor;
+    const selection = editor?.selection;
+    return !!editor && !!selection && selection.isEmpty && editor.document.uri.toString() === uri
+      && selection.active.line === line && selection.active.character === character;
+  }
+
+  triggerInlineSuggest(): void {
+    void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+  }
+
   dispose(): void {
     this.statusItem.dispose();
     this.output.dispose();
   }
+}
+
+/** A server output stream into the log channel, each line at the level it was logged at. */
+function pipeLog(input: Readable, channel: vscode.LogOutputChannel): void {
+  const classifier = new LineClassifier();
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false, historySize: 0 })
+    .on('line', (line) => {
+      const { level, text } = classifier.classify(line);
+      channel[level](text);
+    });
 }

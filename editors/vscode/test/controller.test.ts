@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import {
   COMMANDS, CURSOR_NOTIFICATION, ClientHandle, ClientHooks, Controller, DID_CHANGE_CONFIGURATION, EXECUTE_COMMAND, Host,
-  STATUS_NOTIFICATION,
+  STATUS_NOTIFICATION, SUGGESTION_READY_NOTIFICATION,
 } from '../src/controller';
 import { ServerCommand } from '../src/serverCommand';
 
@@ -106,6 +106,15 @@ class FakeHost implements Host {
   }
   openSettings(query: string) {
     this.openedSettings.push(query);
+  }
+  cursor: { uri: string; line: number; character: number } | undefined;
+  triggers = 0;
+  cursorIs(uri: string, line: number, character: number) {
+    const c = this.cursor;
+    return !!c && c.uri === uri && c.line === line && c.character === character;
+  }
+  triggerInlineSuggest() {
+    this.triggers += 1;
   }
   get client(): FakeClient {
     return this.clients[this.clients.length - 1];
@@ -295,4 +304,21 @@ test('a resting cursor is reported once with slm/cursor, while the model loads o
   await ctl.stop();  // a pending report is dropped with the client
   await new Promise((resolve) => setTimeout(resolve, 60));
   assert.equal(host.client.notifications.length, 2);
+});
+
+test('a late suggestion asks VS Code again, only where the cursor still is', async () => {
+  const host = new FakeHost();
+  const ctl = new Controller(host);
+  await ctl.start();
+  const ready = (line: number, character: number) => host.client.emit(SUGGESTION_READY_NOTIFICATION, {
+    textDocument: { uri: 'file:///proj/a.py' }, position: { line, character },
+  });
+  host.cursor = { uri: 'file:///proj/a.py', line: 3, character: 8 };
+  ready(3, 8);
+  assert.equal(host.triggers, 1);
+  ready(3, 9);  // the user moved on (or typed): no stale suggestion is asked for
+  assert.equal(host.triggers, 1);
+  host.client.emit(SUGGESTION_READY_NOTIFICATION, { position: 'garbage' });
+  assert.equal(host.triggers, 1);
+  assert.ok(host.logs.some((line) => line.includes('malformed')));
 });

@@ -46,3 +46,11 @@ test('the entry point is the compiled extension', () => {
   assert.ok(fs.existsSync(path.join(root, 'src', 'extension.ts')));
   assert.ok(manifest.dependencies['vscode-languageclient']);
 });
+
+test('Alt+\\ asks for an inline suggestion (VS Code 1.100 has no default key for it)', () => {
+  const bindings: { command: string; key: string; when?: string }[] = manifest.contributes.keybindings;
+  const trigger = bindings.find((b) => b.command === 'editor.action.inlineSuggest.trigger');
+  assert.ok(trigger, 'no keybinding for editor.action.inlineSuggest.trigger');
+  assert.equal(trigger.key, 'alt+\\');
+  assert.match(trigger.when ?? '', /editorTextFocus/);
+});
