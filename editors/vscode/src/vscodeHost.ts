@@ -78,6 +78,10 @@ export class VscodeHost implements Host, vscode.Disposable {
       stdioOptions: { stdout: pipeLog, stderr: pipeLog },
       initializationOptions: () => ({ slm: hooks.settings() }),
       middleware: {
+        // VS Code shows the server's suggestions as ghost text; its completion fallback
+        // (for clients without inline completion) would put the same suggestion into
+        // the suggest list, and each such request would supersede the inline one.
+        provideCompletionItem: () => [],
         provideInlineCompletionItems: (document, position, context, token, next) =>
           hooks.allowInline(context.triggerKind) ? next(document, position, context, token) : null,
         workspace: {
