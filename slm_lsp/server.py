@@ -94,7 +94,7 @@ class SlmServer(LanguageServer):
 
     def status(self, state: str, message: str) -> None:
         """The custom `slm/status` notification that editors show in a status bar."""
-        self.call_soon(self.protocol.notify, "slm/status", {"state": state, "message": message})
+        self.notify("slm/status", {"state": state, "message": message})
 
     def _on_model_state(self, state: str, message: str) -> None:
         if state == "error":  # before the status: a client that sees the state has the message
@@ -191,8 +191,7 @@ class SoftTimeout(Exception):
     superseded it), so a caller can act on a result that comes late.
     """
 
-    def __init__(self, work: asyncio.Future[Any] | None = None,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(self, work: asyncio.Future[Any], cancel: threading.Event) -> None:
         super().__init__("soft timeout")
         self.work = work
         self.cancel = cancel
@@ -200,16 +199,13 @@ class SoftTimeout(Exception):
     def when_done(self, fn: Callable[[Any], None]) -> None:
         """Call ``fn(result)`` on the event loop if the work ends with a result and was
         not cancelled or superseded meanwhile."""
-        work, cancel = self.work, self.cancel
+        cancel = self.cancel
 
         def done(future: asyncio.Future[Any]) -> None:
-            if future.cancelled() or future.exception() is not None:
-                return
-            if cancel is None or not cancel.is_set():
+            if not future.cancelled() and future.exception() is None and not cancel.is_set():
                 fn(future.result())
 
-        if work is not None:
-            work.add_done_callback(done)
+        self.work.add_done_callback(done)
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

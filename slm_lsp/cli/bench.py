@@ -6,19 +6,16 @@ sub-command runs.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 PROG = "slm-lsp bench"
 
 
 def add_parser(subparsers: Any) -> None:
-    """List `slm-lsp bench` in the help; `main` dispatches it before parsing."""
-    p = subparsers.add_parser("bench", add_help=False,
-                              help="completion benchmark on a repository or the dev set "
-                                   "(real server; `slm-lsp bench --help`)")
-    p.add_argument("argv", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda args: run(args.argv))
+    """List `slm-lsp bench` in the help; `slm_lsp.cli.main` hands it over before parsing."""
+    subparsers.add_parser("bench", add_help=False,
+                          help="completion benchmark on a repository or the dev set "
+                               "(real server; `slm-lsp bench --help`)")
 
 
 def run(argv: list[str]) -> int:
