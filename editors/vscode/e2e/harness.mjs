@@ -93,7 +93,7 @@ export function sleep(ms) {
 }
 
 /** Chromium with a fresh profile, no network chatter, and a page at `url`. */
-export async function openWorkbench(url, dir) {
+export async function openWorkbench(url) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -106,7 +106,7 @@ export async function openWorkbench(url, dir) {
   // Extensions activate after the workbench shows; typing before that loses keystrokes.
   await page.waitForFunction(() => !document.querySelector('.statusbar')?.textContent?.includes('Activating Extensions'),
     null, { timeout: 60_000 });
-  return { browser, page, shot: (name) => page.screenshot({ path: path.join(dir, `${name}.png`) }) };
+  return { browser, page };
 }
 
 /** Opens `relative` through Quick Open and waits for its editor. */
@@ -120,13 +120,13 @@ export async function openFile(page, relative) {
   await page.waitForSelector('.monaco-editor.focused');
 }
 
-/** Moves the cursor to the end of a 1-based line (Go to Line, then End). */
-export async function goToLineEnd(page, line) {
+/** Moves the cursor to a 1-based line (and column) with Go to Line. */
+export async function goTo(page, line, column) {
   await page.keyboard.press('Control+G');
   await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input');
-  await page.keyboard.type(String(line));
+  await page.keyboard.type(column ? `${line}:${column}` : String(line));
   await page.keyboard.press('Enter');
-  await page.keyboard.press('End');
+  await page.waitForSelector('.monaco-editor.focused');
 }
 
 /** Runs a command from the Command Palette by its label. */
@@ -138,16 +138,83 @@ export async function runCommand(page, label) {
   await page.keyboard.press('Enter');
 }
 
-/** The text of the status bar item of the extension (its name is `slm-lsp`). */
-export async function statusText(page) {
-  const item = page.locator('.statusbar-item[id*="slm"], .statusbar-item:has-text("SLM")').first();
-  return (await item.count()) ? (await item.innerText()).trim() : '';
+const STATE_ICONS = {
+  'codicon-sparkle': 'ready', 'codicon-circle-outline': 'off', 'codicon-error': 'error',
+  'codicon-loading': 'loading', 'codicon-sync': 'indexing', 'codicon-circle-slash': 'disabled',
+  'codicon-debug-disconnect': 'stopped',
+};
+
+/**
+ * The extension's status bar item: its state (from its icon: ready, off, error, loading,
+ * indexing, disabled, stopped, or '' when absent), its visible text, its accessible label
+ * and a locator to click it.
+ */
+export async function statusItem(page) {
+  const locator = page.locator('.statusbar-item[id$="slm.status"]').first();
+  if (!(await locator.count())) {
+    return { state: '', text: '', label: '', locator };
+  }
+  const { classes, text, label } = await locator.evaluate((element) => ({
+    classes: Array.from(element.querySelectorAll('.codicon')).flatMap((icon) => Array.from(icon.classList)),
+    text: element.textContent.trim(),
+    label: element.getAttribute('aria-label') ?? element.querySelector('[aria-label]')?.getAttribute('aria-label') ?? '',
+  }));
+  const icon = classes.find((name) => STATE_ICONS[name]);
+  return { state: icon ? STATE_ICONS[icon] : 'unknown', text, label, locator };
 }
 
-/** The ghost text currently shown in the editor, or ''. */
+const visible = (text) => text.replace(/\u00a0/g, ' ');
+
+/** The ghost text currently shown in the active editor, or '' (lines joined by \n). */
 export async function ghostText(page) {
-  return page.evaluate(() => Array.from(document.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text'))
-    .map((e) => e.textContent || '').join(''));
+  return visible(await page.evaluate(() => {
+    const editor = document.querySelector('.editor-group-container.active .monaco-editor');
+    if (!editor) {
+      return '';
+    }
+    const inline = Array.from(editor.querySelectorAll('.ghost-text-decoration')).map((e) => e.textContent || '');
+    const below = Array.from(editor.querySelectorAll('.ghost-text .view-line')).map((e) => e.textContent || '');
+    return [inline.join(''), ...below].join('\n').replace(/\n+$/, '');
+  }));
+}
+
+/**
+ * The text of a 1-based line as the active editor shows it, without ghost text, or
+ * undefined when that line is not rendered.
+ */
+export async function editorLine(page, line) {
+  const text = await page.evaluate((wanted) => {
+    const editor = document.querySelector('.editor-group-container.active .monaco-editor');
+    if (!editor) {
+      return undefined;
+    }
+    const number = Array.from(editor.querySelectorAll('.margin-view-overlays .line-numbers'))
+      .find((e) => e.textContent.trim() === String(wanted));
+    if (!number) {
+      return undefined;
+    }
+    const top = number.closest('[style*="top"]')?.style.top;
+    const view = Array.from(editor.querySelectorAll('.view-lines .view-line')).find((e) => e.style.top === top);
+    if (!view) {
+      return undefined;
+    }
+    const copy = view.cloneNode(true);
+    copy.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview').forEach((e) => e.remove());
+    return copy.textContent;
+  }, line);
+  return text === undefined ? undefined : visible(text);
+}
+
+/** The text of the hover widget, or ''. */
+export async function hoverText(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('.monaco-hover:not(.hidden) .hover-contents'))
+    .map((e) => e.innerText).join('\n').trim());
+}
+
+/** The messages of the notification toasts on screen. */
+export async function notificationTexts(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('.notifications-toasts .notification-list-item-message'))
+    .map((e) => e.textContent.trim()));
 }
 
 /** Polls `probe` until it returns a truthy value or `ms` pass; returns its last value. */

@@ -112,6 +112,8 @@ export class VscodeHost implements Host, vscode.Disposable {
   setStatus(text: string, tooltip: string, severity: 'normal' | 'warning' | 'error'): void {
     this.statusItem.text = text;
     this.statusItem.tooltip = tooltip;
+    // Screen readers read the state, not the icon names in the text.
+    this.statusItem.accessibilityInformation = { label: tooltip.split('\n').join('. ') };
     this.statusItem.backgroundColor = severity === 'normal'
       ? undefined
       : new vscode.ThemeColor(severity === 'error' ? 'statusBarItem.errorBackground' : 'statusBarItem.warningBackground');
