@@ -535,6 +535,7 @@ class _Build:
     def flush(self) -> None:
         """Embed and apply the queued files; save now and then during long builds."""
         if self.pending:
+            self.report("embedding", force=True)  # the first batch also loads the embedding model
             self.embedded += self.index._apply(self.pending)
             self.pending = []
             self.report("indexing", force=True)

@@ -45,6 +45,7 @@ class _Progress:
         self.ls = ls
         self.token = self._create() if _supports_progress(ls) else None
         self.last = 0.0
+        self.phase = ""
         ls.status("indexing", title)
         self._send(types.WorkDoneProgressBegin(title=title, cancellable=False, percentage=0))
 
@@ -71,20 +72,32 @@ class _Progress:
         self.ls.call_soon(getattr(self.ls.work_done_progress, method), self.token, value)
 
     def __call__(self, event: IndexProgress) -> None:
-        """Report a build event (throttled)."""
+        """Report a build event (throttled, but a change of phase always shows)."""
         now = time.monotonic()
-        if event.phase not in ("scanning", "indexing") or now - self.last < REPORT_EVERY_S:
+        message = progress_message(event)
+        if message is None or (event.phase == self.phase and now - self.last < REPORT_EVERY_S):
             return
         self.last = now
+        self.phase = event.phase
         total = max(event.files_total, 1)
         self._send(types.WorkDoneProgressReport(
-            message=f"{event.files_done}/{event.files_total} files, {event.chunks} chunks",
-            percentage=min(100, event.files_done * 100 // total)))
+            message=message, percentage=min(100, event.files_done * 100 // total)))
 
     def end(self, message: str) -> None:
         """Close the progress and put the model's state back in the status bar."""
         self._send(types.WorkDoneProgressEnd(message=message))
         self.ls.status(*_model_status(self.ls))
+
+
+def progress_message(event: IndexProgress) -> str | None:
+    """What the editor shows for a build event (None: nothing worth a report)."""
+    if event.phase == "scanning":
+        return "finding the files to index"
+    if event.phase == "embedding":
+        return f"{event.files_done}/{event.files_total} files read, embedding their chunks"
+    if event.phase == "indexing":
+        return f"{event.files_done}/{event.files_total} files, {event.chunks} chunks"
+    return None
 
 
 def _supports_progress(ls: SlmServer) -> bool:

@@ -234,3 +234,16 @@ def test_overlapping_windows_are_not_returned_twice(tmp_path: Path) -> None:
     spans = sorted((h.chunk.start_line, h.chunk.end_line) for h in hits)
     assert chunks >= 3 and 1 <= len(hits) < chunks
     assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_build_reports_the_embedding_phase_and_the_editor_says_so(repo: Path, tmp_path: Path) -> None:
+    from slm_lsp.features.index import progress_message
+
+    events: list[IndexProgress] = []
+    new_index(repo, tmp_path / "cache").build(progress=events.append)
+    phases = [e.phase for e in events]
+    assert "embedding" in phases and phases.index("scanning") < phases.index("embedding")
+    embedding = events[phases.index("embedding")]
+    assert progress_message(events[0]) == "finding the files to index"  # not "0/0 files"
+    assert progress_message(embedding) == f"{embedding.files_done}/4 files read, embedding their chunks"
+    assert progress_message(events[-1]) is None
