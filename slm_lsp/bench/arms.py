@@ -37,6 +37,24 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
 )}
 
 
+DEFAULT_ARMS = ("no_retrieval", "retrieval", "psm_plain")
+"""What a run compares unless told otherwise (`--arms`)."""
+
+PREFIX_BUDGETS = (256, 512, 768, 1024, 1536)
+SUFFIX_BUDGETS = (64, 128, 256)
+
+
+def _budget_arm(prefix: int, suffix: int) -> Arm:
+    return Arm(f"budget_p{prefix}_s{suffix}",
+               f"no_retrieval with at most {prefix} prompt tokens before the cursor and {suffix} "
+               "after it (the prompt-budget curve)",
+               {"index": {"enabled": False},
+                "completion": {"maxPrefixTokens": prefix, "maxSuffixTokens": suffix}})
+
+
+ARMS.update({a.name: a for a in (_budget_arm(p, s) for p in PREFIX_BUDGETS for s in SUFFIX_BUDGETS)})
+
+
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Nested dictionaries merged, ``extra`` winning."""
     out = dict(base)

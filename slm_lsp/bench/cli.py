@@ -25,11 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .arms import ARMS, DEFAULT_ARMS
+
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULT_DEVSET = PROJECT.parent / "shared" / "bench" / "devset.toml"
 DEVSET_OUTPUT = PROJECT / "bench" / "results.json"
 DEVSET_REPORT = PROJECT / "BENCHMARKS.md"
-ARM_NAMES = ("no_retrieval", "retrieval", "psm_plain")
 MODULE_PROG = "python -m slm_lsp.bench"
 
 
@@ -46,8 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="lines typed character by character per repository and arm "
                         "(default: 10)")
     p.add_argument("--seed", type=int, default=0, help="target selection and bootstrap seed")
-    p.add_argument("--arms", nargs="+", choices=ARM_NAMES, default=list(ARM_NAMES),
-                   metavar="ARM", help=f"arms to run (default: all of {', '.join(ARM_NAMES)})")
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(DEFAULT_ARMS),
+                   metavar="ARM", help=f"arms to run (default: {', '.join(DEFAULT_ARMS)}; also "
+                   "budget_p<P>_s<S>: the prompt-budget curve)")
     p.add_argument("--output", type=Path, metavar="FILE",
                    help="results JSON (default: bench/results.json for the dev set, "
                         ".bench/runs/NAME.json for one repository)")

@@ -67,6 +67,27 @@ def retrieval_ceiling(tasks: Sequence[dict[str, Any]], base: str = "no_retrieval
     return {"exact": now, "ceiling": best, "ratio": best / now if now else None}
 
 
+def _versus_section(repos: dict[str, Any], names: list[str], total: dict[str, Any] | None) -> list[str]:
+    """Every extra arm (the prompt-budget curve, say) minus no_retrieval, on identical targets."""
+    sections = [(n, repos[n]["summary"]) for n in names] + (
+        [("**total**", total)] if total and len(names) > 1 else [])
+    arms = sorted({arm for _, section in sections for arm in section.get("vs_no_retrieval", {})})
+    if not arms:
+        return []
+    lines = ["", "### Each arm minus no_retrieval", "",
+             "Difference of exact-match rates on identical targets, paired bootstrap 95% interval "
+             "as above.", "", "| repo | arm | targets | difference | 95% interval |",
+             "| --- | --- | ---: | ---: | --- |"]
+    for name, section in sections:
+        for arm in arms:
+            b = section.get("vs_no_retrieval", {}).get(arm)
+            if not b or b.get("diff") is None:
+                continue
+            lines.append(f"| {name} | {arm} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
+                         f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
+    return lines
+
+
 def _outside_section(repos: dict[str, Any], names: list[str]) -> list[str]:
     sections = [(n, list(repos[n].get("raw", {}).get("tasks", {}).values())) for n in names]
     if len(sections) > 1:
@@ -153,6 +174,7 @@ def render(doc: dict[str, Any]) -> str:
         else:
             lines.append(f"| {name} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
                          f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
+    lines += _versus_section(repos, names, total)
     lines += _outside_section(repos, names)
     lines += ["", "## Latency: typing replay", "",
               "Lines typed one character at a time with incremental `didChange`, an inline "

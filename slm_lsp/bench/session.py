@@ -15,7 +15,7 @@ from typing import Any
 
 from ..settings import CompletionSettings
 from ..workspace import SAVE_DEBOUNCE_S
-from .arms import ARMS, Arm, arm_settings
+from .arms import DEFAULT_ARMS, Arm, arm_settings
 from .client import Answer, BenchServer, ServerFailed
 from .targets import (
     TASKS,
@@ -50,7 +50,7 @@ class Options:
     targets: int = 100
     typing: int = 10
     seed: int = 0
-    arms: tuple[str, ...] = tuple(ARMS)
+    arms: tuple[str, ...] = DEFAULT_ARMS
     debounce_ms: int = 50
     pace_ms: int = 0
     """0: the next keystroke waits for the answer; else one keystroke every `pace_ms`."""

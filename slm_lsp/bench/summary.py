@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .arms import DEFAULT_ARMS
 from .targets import TASKS, bootstrap_diff, mean, percentile
 
 FAST_MS = 100.0
@@ -123,6 +124,8 @@ def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]]
         "arms": arms,
         "retrieval_vs_no_retrieval": bootstrap_diff(
             paired_units(tasks, "no_retrieval", "retrieval"), seed=seed),
+        "vs_no_retrieval": {name: bootstrap_diff(paired_units(tasks, "no_retrieval", name), seed=seed)
+                            for name in arms if name not in DEFAULT_ARMS and "pending" not in arms[name]},
         "latency": latency,
         "latency_by_arm": latency_by_arm,
     }
