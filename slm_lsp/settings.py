@@ -69,7 +69,9 @@ class IndexSettings:
     enabled: bool = True
     """Build and use the repository index."""
     context_tokens: int = 512
-    """Token budget for retrieved repository chunks in a completion prompt."""
+    """Token budget for repository context in a completion prompt."""
+    context: str = "both"
+    """Repository context: definitions (of the names used at the cursor), similar (search hits) or both."""
     retrieval_budget_ms: int = 100
     """Time budget for retrieval per completion request."""
     max_file_kb: int = 512
@@ -122,6 +124,8 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "completion.timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
     "explain.release_after_s": (lambda v: 0 <= v <= 86400, "between 0 and 86400"),
     "index.context_tokens": (lambda v: 0 <= v <= 65536, "between 0 and 65536"),
+    "index.context": (lambda v: v in ("definitions", "similar", "both"),
+                      "one of definitions, similar, both"),
     "index.retrieval_budget_ms": (lambda v: 1 <= v <= 10000, "between 1 and 10000"),
     "index.max_file_kb": (lambda v: 1 <= v <= 1048576, "between 1 and 1048576"),
     "explain.max_tokens": (lambda v: 1 <= v <= 2048, "between 1 and 2048"),

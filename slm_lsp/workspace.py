@@ -43,6 +43,12 @@ BACKGROUND_NICE = 10
 """Index threads run at this lower CPU priority so the model keeps its cores while typing."""
 
 
+def searched(settings: IndexSettings) -> bool:
+    """Whether the embedding index is built: repository context on and similar chunks wanted
+    (definition context alone reads the source files, it needs no embeddings)."""
+    return settings.enabled and settings.context != "definitions"
+
+
 class IndexOff(Exception):
     """There is no index to search (no workspace folder, or ``index.enabled`` off)."""
 
@@ -138,15 +144,15 @@ class WorkspaceIndex:
 
     def _follow(self, old: IndexSettings, new: IndexSettings) -> None:
         running = self.index is not None
-        if running and (not new.enabled or new.max_file_kb != old.max_file_kb):
+        if running and (not searched(new) or new.max_file_kb != old.max_file_kb):
             threading.Thread(target=self._restart, name="slm-index-restart", daemon=True).start()
-        elif new.enabled and not running:
+        elif searched(new) and not running:
             self.start()
 
     def _restart(self) -> None:
         """Close the index (waiting for its build to stop), then reopen it if enabled."""
         self.stop()
-        if self._initialized and self.settings.enabled:
+        if self._initialized and searched(self.settings):
             self.start()
 
     def on_shutdown(self) -> None:

@@ -26,9 +26,18 @@ instead of an empty list after 8 s (the latency of that answer is what is measur
 ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("no_retrieval", "local prefix and suffix only: index off; KV splice and token healing on",
         {"index": {"enabled": False}}),
-    Arm("retrieval", "the project's index (dense + lexical) of the repository without the "
-        "target's file; KV splice and token healing on",
-        {"index": {"enabled": True}}, index=True, requires=("slm.index.enabled",)),
+    Arm("retrieval", "similar chunks: the project's index (dense + lexical) of the repository "
+        "without the target's file; KV splice and token healing on",
+        {"index": {"enabled": True, "context": "similar"}}, index=True,
+        requires=("slm.index.enabled",)),
+    Arm("definitions", "definition context: stubs of the definitions the code at the cursor "
+        "refers to (imports followed to files); no embedding index is built. The target's own "
+        "file is read from the open, masked document only",
+        {"index": {"enabled": True, "context": "definitions"}},
+        requires=("slm.index.context",)),
+    Arm("both", "definitions first, similar chunks in the tokens left",
+        {"index": {"enabled": True, "context": "both"}}, index=True,
+        requires=("slm.index.context",)),
     Arm("psm_plain", "plain prefix/suffix/middle layout without the latency tricks: index off, "
         "KV splice off (common-prefix reuse only), token healing off; the result cache stays",
         {"index": {"enabled": False}, "model": {"kvSplice": False, "kvSnapshots": 0},

@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run every repository of the dev set (default file: "
                         "../shared/bench/devset.toml), fetched from PyPI with pip")
     p.add_argument("--repos", nargs="+", metavar="NAME", help="only these dev-set entries")
+    p.add_argument("--target-set", choices=("random", "crossfile"), default="random",
+                   help="random: lines drawn uniformly from function bodies; crossfile: lines whose "
+                   "answer uses a name from another file (or far away in the same file) that the "
+                   "prompt does not show, cut at that name (the CrossCodeEval way)")
     p.add_argument("--targets", type=int, default=100, metavar="N",
                    help="target lines per repository (default: 100)")
     p.add_argument("--typing", type=int, default=10, metavar="N",
@@ -171,6 +175,7 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
     from .session import Options
 
     opts = Options(targets=args.targets, typing=args.typing, seed=args.seed,
+                   target_set=args.target_set,
                    arms=tuple(args.arms), debounce_ms=args.debounce_ms, pace_ms=args.pace_ms,
                    think_ms=args.think_ms, read_s=args.read_s, model_path=args.model_path)
     started = time.perf_counter()
@@ -181,7 +186,8 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
         "commit": bench_machine.commit(PROJECT),
         "machine": bench_machine.machine(),
         "model": bench_machine.model_facts(ModelSettings().name, args.model_path or ""),
-        "options": {"targets": opts.targets, "typing": opts.typing, "seed": opts.seed,
+        "options": {"targets": opts.targets, "target_set": opts.target_set,
+                    "typing": opts.typing, "seed": opts.seed,
                     "arms": list(opts.arms), "debounce_ms": opts.debounce_ms,
                     "pace_ms": opts.pace_ms, "think_ms": opts.think_ms, "read_s": opts.read_s},
         "settings": {name: {"sent": arm_settings(ARMS[name], opts.model_path),

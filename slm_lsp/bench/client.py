@@ -88,9 +88,12 @@ class ServerLog:
     """The server logged that its embedding model is loaded (dense retrieval available)."""
     warm_done: int = 0
     """How often the server logged that its region warm-ups were done."""
+    context_tokens: list[int] = field(default_factory=list)
+    """Tokens of each new repository context the server logged (one per band)."""
 
     _LOADED = re.compile(r"loaded .*splice (True|False)\b")
     _RETRIEVED = re.compile(r"retrieved \d+ files \((.*)\) for (.+):(\d+) in ")
+    _CONTEXT = re.compile(r"repository context for .+:\d+: (\d+) tokens")
 
     def feed(self, line: str) -> None:
         """Record one line of the server's stderr."""
@@ -102,6 +105,9 @@ class ServerLog:
             self.embedder_loaded = True
         if "region warm-ups done" in line:
             self.warm_done += 1
+        context = self._CONTEXT.search(line)
+        if context:
+            self.context_tokens.append(int(context.group(1)))
         found = self._RETRIEVED.search(line)
         if found:
             names = [] if found.group(1) == "none" else found.group(1).split(", ")

@@ -75,16 +75,23 @@ def _versus_section(repos: dict[str, Any], names: list[str], total: dict[str, An
     if not arms:
         return []
     lines = ["", "### Each arm minus no_retrieval", "",
-             "Difference of exact-match rates on identical targets, paired bootstrap 95% interval "
-             "as above.", "", "| repo | arm | targets | difference | 95% interval |",
-             "| --- | --- | ---: | ---: | --- |"]
+             "Differences of exact match and of edit similarity on identical targets, paired "
+             "bootstrap 95% intervals as above; context tokens: the mean size of the repository "
+             "context the server put in its prompts (one per band).", "",
+             "| repo | arm | targets | exact match | 95% interval | edit similarity | 95% interval "
+             "| context tokens |", "| --- | --- | ---: | ---: | --- | ---: | --- | ---: |"]
     for name, section in sections:
         for arm in arms:
             b = section.get("vs_no_retrieval", {}).get(arm)
             if not b or b.get("diff") is None:
                 continue
+            es = b.get("similarity") or {}
+            es_text = ("n/a | n/a" if es.get("diff") is None else
+                       f"{100 * es['diff']:+.1f} pts | [{100 * es['low']:+.1f}, {100 * es['high']:+.1f}] pts")
+            tokens = section["arms"].get(arm, {}).get("context_tokens_mean")
             lines.append(f"| {name} | {arm} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
-                         f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
+                         f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts | {es_text} | "
+                         f"{'-' if tokens is None else f'{tokens:.0f}'} |")
     return lines
 
 
@@ -144,7 +151,12 @@ def render(doc: dict[str, Any]) -> str:
               "Exact match: the suggestion's first line equals the rest of the line (stripped). "
               "Edit similarity: 1 - normalized Levenshtein distance of the first lines. "
               "Each target is asked twice: cursor after the indentation (whole line) and at a "
-              "random column inside the line (rest of line).", "",
+              "random column inside the line (rest of line)."
+              + (" **Cross-file target set**: lines whose answer uses a name from another file "
+                 "of the repository (through an import) or defined far away in the same file, "
+                 "which the prompt does not show; the rest-of-line cursor sits right before that "
+                 "name (`targets.select_crossfile_targets`)."
+                 if options.get("target_set") == "crossfile" else ""), "",
               "| repo | arm | tasks | exact match | edit similarity | whole line | rest of line "
               "| errors | request p50 s |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

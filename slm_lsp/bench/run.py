@@ -37,6 +37,7 @@ from .targets import (
     masked_lines,
     outside_names,
     read_source,
+    select_crossfile_targets,
     select_targets,
     source_files,
     typing_subset,
@@ -68,7 +69,8 @@ async def run_repo(repo: Repo, opts: Options) -> dict[str, Any]:
     """Every requested arm on one repository; the repository's raw results."""
     log = opts.log
     texts = load_sources(repo.root)
-    targets = select_targets(texts, opts.targets, opts.seed)
+    pick = select_crossfile_targets if opts.target_set == "crossfile" else select_targets
+    targets = pick(texts, opts.targets, opts.seed)
     typed = typing_subset(targets, opts.typing)
     env = server_env(opts)
     logs = BENCH_DIR / "logs" / slug(repo.root)
@@ -103,6 +105,8 @@ async def run_repo(repo: Repo, opts: Options) -> dict[str, Any]:
             log(f"{repo.name} [{name}]: FAILED: {exc}\n{traceback.format_exc()}")
             server_info = {"failed": f"{type(exc).__name__}: {exc}"}
         server_info["seconds"] = round(time.perf_counter() - started, 1)
+        if server_info.get("context_tokens"):
+            result["arms"][name]["context_tokens"] = server_info.pop("context_tokens")
         result["servers"][name] = server_info
     for target in targets:
         for task in TASKS:
@@ -172,6 +176,7 @@ async def run_arm(repo: Repo, arm: Arm, targets: Sequence[Target], typed: Sequen
                 info.update(server.rss_mib())
                 info["idle"] = await server.idle_cpu(3.0, settle=5.0 if arm.index else 1.0)
             session["retrievals"] = len(server.log.retrieved)
+            info.setdefault("context_tokens", []).extend(server.log.context_tokens)
             for path, _line, files in server.log.retrieved:
                 if rel is not None and rel in files:
                     leaks.append(f"{path}: retrieved {rel}")

@@ -48,6 +48,8 @@ class Options:
     """How a benchmark run is done."""
 
     targets: int = 100
+    target_set: str = "random"
+    """``random`` or ``crossfile`` (see ``targets.select_crossfile_targets``)."""
     typing: int = 10
     seed: int = 0
     arms: tuple[str, ...] = DEFAULT_ARMS

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .arms import DEFAULT_ARMS
 from .targets import TASKS, bootstrap_diff, mean, percentile
 
 FAST_MS = 100.0
@@ -47,14 +46,16 @@ def arm_summary(tasks: Sequence[dict[str, Any]], arm: str) -> dict[str, Any]:
     return summary
 
 
-def paired_units(tasks: Sequence[dict[str, Any]], a: str, b: str) -> list[tuple[float, float]]:
-    """Per target, the exact-match rate of arms ``a`` and ``b`` over the tasks both answered."""
+def paired_units(tasks: Sequence[dict[str, Any]], a: str, b: str,
+                 field: str = "exact") -> list[tuple[float, float]]:
+    """Per target, the mean ``field`` (exact match, or ``similarity``) of arms ``a`` and ``b``
+    over the tasks both answered."""
     units: dict[str, list[tuple[float, float]]] = {}
     for task in tasks:
         arms = task.get("arms", {})
         if a in arms and b in arms:
             units.setdefault(task["target"], []).append(
-                (float(arms[a]["exact"]), float(arms[b]["exact"])))
+                (float(arms[a][field]), float(arms[b][field])))
     return [(sum(x for x, _ in v) / len(v), sum(y for _, y in v) / len(v))
             for _, v in sorted(units.items())]
 
@@ -115,6 +116,10 @@ def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]]
     arms: dict[str, Any] = {}
     for name, info in arm_info.items():
         arms[name] = dict(info) if "pending" in info else {**info, **arm_summary(tasks, name)}
+        tokens = arms[name].pop("context_tokens", None)
+        if tokens:
+            arms[name]["context_tokens_mean"] = round(sum(tokens) / len(tokens), 1)
+            arms[name]["contexts"] = len(tokens)
     latency_by_arm = {name: latency_summary(t) for name, t in typing.items()}
     chosen = product_arm(arms)
     latency = dict(latency_by_arm.get(chosen, {})) if chosen else {}
@@ -124,8 +129,11 @@ def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]]
         "arms": arms,
         "retrieval_vs_no_retrieval": bootstrap_diff(
             paired_units(tasks, "no_retrieval", "retrieval"), seed=seed),
-        "vs_no_retrieval": {name: bootstrap_diff(paired_units(tasks, "no_retrieval", name), seed=seed)
-                            for name in arms if name not in DEFAULT_ARMS and "pending" not in arms[name]},
+        "vs_no_retrieval": {name: {**bootstrap_diff(paired_units(tasks, "no_retrieval", name), seed=seed),
+                                   "similarity": bootstrap_diff(paired_units(
+                                       tasks, "no_retrieval", name, "similarity"), seed=seed)}
+                            for name in arms if name not in ("no_retrieval", "psm_plain")
+                            and "pending" not in arms[name]},
         "latency": latency,
         "latency_by_arm": latency_by_arm,
     }
@@ -150,5 +158,7 @@ def summarize_total(raws: Sequence[dict[str, Any]], seed: int) -> dict[str, Any]
             pooled["lines"] += data["lines"]
         for arm, info in raw["arms"].items():
             if "pending" in info or arm not in arm_info:
-                arm_info[arm] = info
+                arm_info[arm] = {**info, "context_tokens": list(info.get("context_tokens", []))}
+            elif info.get("context_tokens"):
+                arm_info[arm]["context_tokens"] += info["context_tokens"]
     return summarize(tasks, typing, arm_info, seed)

@@ -264,6 +264,89 @@ def select_targets(files: dict[str, str], count: int, seed: int) -> list[Target]
     return sorted(chosen, key=lambda t: (t.path, t.line))
 
 
+CROSSFILE_WINDOW = (1536, 256)
+"""Prompt tokens before the cursor and after its line that a cross-file target's name must
+not appear in (the largest budgets the benchmark compares, so the name is outside every
+arm's prompt)."""
+
+
+def imported_from_repository(files: dict[str, str], path: str) -> dict[str, str]:
+    """Names a Python file imports from other files of ``files``: local name -> that file."""
+    from ..symbols.imports import imports_of, module_names, relative_module
+
+    modules: dict[str, str] = {}
+    for rel in sorted(files, key=lambda r: (r.count("/"), r)):
+        for name in module_names(rel):
+            modules.setdefault(name, rel)
+    found: dict[str, str] = {}
+    for imp in imports_of(files[path], "python"):
+        if imp.local == "*":
+            continue
+        dotted = relative_module(path, imp.level, imp.module) if imp.level else imp.module
+        source = modules.get(f"{dotted}.{imp.name}" if dotted else imp.name) if imp.name else None
+        source = source or modules.get(dotted)  # `from m import name`: the module's file
+        if source and source != path:
+            found[imp.local] = source
+    return found
+
+
+def _top_level_names(text: str) -> set[str]:
+    """Functions, classes and constants defined at the top level of a Python file."""
+    return set(re.findall(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)", text, re.M)) | set(
+        re.findall(r"^([A-Za-z_]\w*)\s*(?::[^=\n]+)?=", text, re.M))
+
+
+def crossfile_column(target_text: str, line: int, text: str, imported: dict[str, str],
+                     defined: set[str], window: tuple[int, int] = CROSSFILE_WINDOW) -> int | None:
+    """The column of the first name on a line that comes from another file (imported) or
+    is defined in the same file, where the prompt's own text does not show that name; None
+    if there is none. Attribute names (after a dot) and names inside strings do not count."""
+    lines = text.split("\n")
+    start = sum(len(x) + 1 for x in lines[:line])
+    end = start + len(target_text)
+    indent = len(target_text) - len(target_text.lstrip())
+    for match in _NAME.finditer(target_text, indent):
+        name, column = match.group(0), match.start()
+        if name not in imported and name not in defined or name in _KNOWN:
+            continue
+        before = target_text[:column]
+        if before.rstrip().endswith(".") or before.count('"') % 2 or before.count("'") % 2:
+            continue
+        cursor = start + column
+        shown = (text[max(0, cursor - int(window[0] * CHARS_PER_TOKEN)):cursor] + "\n"
+                 + text[end:end + int(window[1] * CHARS_PER_TOKEN)])
+        if re.search(rf"\b{re.escape(name)}\b", shown):
+            return None  # the first such name is visible: the model can copy it
+        return column
+    return None
+
+
+def select_crossfile_targets(files: dict[str, str], count: int, seed: int) -> list[Target]:
+    """``count`` targets the CrossCodeEval way: lines in function bodies whose answer uses a
+    name from another file of the repository (through an import) or defined in the same
+    file outside the prompt window, cut at that name, where the prompt does not show it.
+
+    Python files only. Deterministic: a seeded shuffle of the sorted candidates; the
+    rest-of-line task's cursor is at the name (the whole-line task's at the indentation).
+    """
+    candidates: list[Target] = []
+    for path in sorted(files):
+        if language_for_path(path) != "python":
+            continue
+        text = files[path]
+        imported = imported_from_repository(files, path)
+        defined = _top_level_names(text)
+        lines = text.split("\n")
+        for row in candidate_lines(text, "python"):
+            column = crossfile_column(lines[row], row, text, imported, defined)
+            if column is not None and column < len(lines[row].rstrip()):
+                candidates.append(Target(path, row, lines[row], _indent(lines[row]), column,
+                                         "python"))
+    rng = random.Random(seed)
+    rng.shuffle(candidates)
+    return sorted(candidates[:count], key=lambda t: (t.path, t.line))
+
+
 def typing_subset(targets: Sequence[Target], count: int, per_file: int = 2) -> list[Target]:
     """Targets for the typing replay: up to ``per_file`` lines from each file in turn.
 

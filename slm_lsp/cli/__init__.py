@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from .. import __version__
-from . import bench, complete, demo, doctor, explain, index, model, serve
+from . import bench, complete, context, demo, doctor, explain, index, model, serve
 
-SUBCOMMANDS = (serve, complete, doctor, model, index, explain, bench, demo)
+SUBCOMMANDS = (serve, complete, context, doctor, model, index, explain, bench, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from ..symbols import (
     call_sites,
     imported_names,
     innermost,
+    resolver_for,
     symbol_at,
 )
 from .docstring import first_sentence
@@ -59,7 +60,9 @@ def resolve_target(tree: SourceTree, path: str, text: str, language: str | None,
         candidates = [d for d in here if d.line == ref.line and d.name == ref.name]
     else:
         site = innermost(here, line, functions_only=True)
-        candidates = _rank(tree.find(ref.name), ref, path, site, text)
+        resolved = resolver_for(tree).lookup(path, text, language, ref.name, ref.qualifier)
+        candidates = _rank(tree.find(ref.name) if resolved is None else resolved, ref, path,
+                           site, text)
     if not candidates:
         return Target(ref, path, language, None)
     best = candidates[0]
@@ -123,7 +126,10 @@ def _callees(tree: SourceTree, definition: Definition) -> tuple[Definition, ...]
             continue
         if _external(tree, qualifier, imports):
             continue
-        found = [d for d in tree.find(name) if d.kind != "attribute"]
+        resolved = resolver_for(tree).lookup(definition.path, text, definition.language, name,
+                                             qualifier)
+        found = [d for d in (tree.find(name) if resolved is None else resolved)
+                 if d.kind != "attribute"]
         if found:
             out.append(_rank(found, SymbolRef(name, 0, 0, 0, qualifier), definition.path,
                              definition, text)[0])

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
 from ..backends.base import BackendError, Cancelled
@@ -14,6 +15,7 @@ from ..context import CursorContext
 from ..convert import cursor_context
 from ..engine import Suggestion
 from ..server import SoftTimeout
+from ..symbols import SourceTree
 from . import regions
 
 if TYPE_CHECKING:
@@ -85,3 +87,24 @@ def _announce(ls: SlmServer, ctx: CursorContext, result: object) -> None:
         log.info("late suggestion ready at %s:%d", ctx.path, ctx.line)
         ls.notify(SUGGESTION_READY, {"textDocument": {"uri": ctx.uri},
                                      "position": {"line": ctx.line, "character": ctx.character}})
+
+
+def _open_docs(ls: SlmServer) -> dict[str, str]:
+    """Open documents' text by file path."""
+    docs: dict[str, str] = {}
+    for uri, doc in list(ls.workspace.text_documents.items()):
+        path = to_fs_path(uri)
+        if path:
+            docs[path] = doc.source
+    return docs
+
+
+def source_tree(ls: SlmServer) -> SourceTree:
+    """The workspace's source files for symbol lookups (hover, code actions, definition
+    context), one per server and workspace root; open documents win over the disk."""
+    tree = ls.extensions.get("tree")
+    if not isinstance(tree, SourceTree) or tree.root != ls.root:
+        tree = SourceTree(ls.root, open_docs=lambda: _open_docs(ls),
+                          index=lambda: ls.extensions.get("index"))
+        ls.extensions["tree"] = tree
+    return tree

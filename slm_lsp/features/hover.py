@@ -30,8 +30,7 @@ from ..explain.target import header_markdown
 from ..paths import workspace_dir
 from ..server import BACKGROUND_PREFIX
 from ..settings import Settings
-from ..symbols import SourceTree
-from ._common import open_document
+from ._common import open_document, source_tree
 
 if TYPE_CHECKING:
     from ..server import SlmServer
@@ -51,16 +50,6 @@ MAX_PAUSE_S = 10.0
 
 
 # -- shared with code_actions -----------------------------------------------------------
-
-
-def _open_docs(ls: SlmServer) -> dict[str, str]:
-    """Open documents' text by file path."""
-    docs: dict[str, str] = {}
-    for uri, doc in list(ls.workspace.text_documents.items()):
-        path = to_fs_path(uri)
-        if path:
-            docs[path] = doc.source
-    return docs
 
 
 def _shared_backend(ls: SlmServer, timeout: float) -> ModelBackend | None:
@@ -85,8 +74,7 @@ def explainer_for(ls: SlmServer) -> Explainer:
         if found.tree.root == ls.root:
             return found
         found.models.close()  # the workspace root changed
-    tree = SourceTree(ls.root, open_docs=lambda: _open_docs(ls),
-                      index=lambda: ls.extensions.get("index"))
+    tree = source_tree(ls)
     models = ModelRouter(lambda timeout: _shared_backend(ls, timeout))
     models.configure(ls.settings.explain, ls.settings.model)
     cache = ExplainCache(workspace_dir(ls.root) / "explain" if ls.root else None)

@@ -24,11 +24,16 @@ from pygls.uris import to_fs_path
 
 from indexer.embedder import EmbedderUnavailable
 from indexer.index import IndexProgress, RepoIndex
+from prompts.fim import ContextFile
 
 from ..backends.base import BackendError
+from ..context import CursorContext
+from ..repo_context import DefinitionContext, RepoContext
 from ..server import SlmServer
+from ..settings import Settings
+from ..symbols import resolver_for
 from ..workspace import EDIT_DEBOUNCE_S, SAVE_DEBOUNCE_S, IndexOff, WorkspaceIndex
-from ._common import REQUEST_FAILED
+from ._common import REQUEST_FAILED, source_tree
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +173,28 @@ class IndexFeature:
             raise JsonRpcException(f"slm-lsp: {exc}", REQUEST_FAILED) from exc
 
 
+def context_mode(settings: Settings) -> str:
+    """The repository context's mode: ``slm.index.context``, or off with the index."""
+    return settings.index.context if settings.index.enabled else "off"
+
+
+class _Definitions:
+    """The definition context of the server's current workspace (made on first use: the
+    root is known only after `initialize`)."""
+
+    def __init__(self, ls: SlmServer, count_tokens: Callable[[str], int]) -> None:
+        self.ls = ls
+        self.count_tokens = count_tokens
+        self._current: DefinitionContext | None = None
+
+    def __call__(self, ctx: CursorContext, budget: int) -> tuple[tuple[ContextFile, ...], int]:
+        tree = source_tree(self.ls)
+        current = self._current
+        if current is None or current.resolver.tree is not tree:
+            current = self._current = DefinitionContext(resolver_for(tree), self.count_tokens)
+        return current(ctx, budget)
+
+
 def _search_args(args: tuple[Any, ...]) -> tuple[str, int]:
     """(query, k) from `[query]`, `[query, k]` or `[{"query": ..., "k": ...}]`."""
     first = args[0] if args else None
@@ -188,7 +215,10 @@ def register(server: SlmServer) -> None:
     workspace = feature.workspace
     server.extensions["index"] = workspace
     server.settings_hooks.append(workspace.on_settings)
-    server.host.set_retriever(workspace.retriever)
+    context = RepoContext(_Definitions(server, feature.count_tokens), workspace.retriever,
+                          context_mode(server.settings), feature.count_tokens)
+    server.settings_hooks.append(lambda settings: setattr(context, "mode", context_mode(settings)))
+    server.host.set_retriever(context)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SlmServer, params: types.DidChangeTextDocumentParams) -> None:

@@ -1,0 +1,377 @@
+"""The definitions a cursor's code refers to, resolved the way the code itself finds them.
+
+For a cursor in a file, ``Resolver.around`` looks at the names of the file, nearest to
+the cursor first, and returns the definitions they refer to that the prompt does not
+show: names imported from other files of the repository (through the file's imports,
+Python modules and packages resolved to files, relative JS/TS imports and C includes to
+the files they name), names defined in the same file outside the prompt window, the
+enclosing class when the code uses ``self.``/``this.``, and the bases of the classes
+found, in their own files. Go, Rust and Java import packages rather than files: there a
+name is looked up by definition across the workspace, only when few files define it.
+
+Nothing here guesses by similarity: a name that does not resolve is left out, so a call
+``PRICE_LIST.get(...)`` never brings in an unrelated method called ``get``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import os
+import re
+import threading
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from indexer.languages import language_for_path
+
+from .definitions import innermost
+from .imports import Import, imports_of, module_names, relative_module, script_candidates
+from .stubs import module_constants
+from .syntax import WORD_RE, Definition
+from .tree import SourceTree
+
+KNOWN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
+    "self", "cls", "this", "super", "true", "false", "null", "nil", "None", "int", "str",
+    "string", "void", "const", "let", "var", "func", "return", "import", "from", "new"}
+BY_NAME_LANGUAGES = frozenset({"go", "rust", "java"})
+MAX_NAMES = 80
+"""Names of the file considered per cursor, nearest first."""
+MAX_MEMBERS = 12
+"""Members kept per class stub: the ones used nearest the cursor."""
+MAX_BY_NAME = 2
+"""A name looked up across the workspace counts only if at most this many definitions have it."""
+_SELF = re.compile(r"\b(?:self|this)\.")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A definition the cursor's code refers to, and how it was found."""
+
+    definition: Definition
+    via: str
+    """``import``, ``same file``, ``enclosing class``, ``base`` or ``by name``."""
+    distance: int
+    """Lines between the cursor and the nearest use of the name (0: the cursor's line)."""
+    members: tuple[Definition, ...] = ()
+    """For a class: its methods and attributes (same file)."""
+
+
+@lru_cache(maxsize=64)
+def _imports(text: str, language: str | None) -> tuple[Import, ...]:
+    return tuple(imports_of(text, language))
+
+
+class Resolver:
+    """Resolves the names around a cursor to definitions of the workspace."""
+
+    def __init__(self, tree: SourceTree) -> None:
+        self.tree = tree
+        self._lock = threading.Lock()
+        self._modules: dict[str, list[str]] = {}
+        self._listing: list[str] | None = None
+
+    # ----- files -------------------------------------------------------------------------
+
+    def rel(self, path: str) -> str:
+        root = self.tree.root
+        return os.path.relpath(path, root).replace(os.sep, "/") if root else os.path.basename(path)
+
+    def _module_map(self) -> dict[str, list[str]]:
+        """Dotted Python module names -> absolute paths (every suffix of each file's path)."""
+        listing = self.tree.list_files()
+        with self._lock:
+            if listing is not self._listing:
+                modules: dict[str, list[str]] = {}
+                for path in listing:
+                    for name in module_names(self.rel(path)):
+                        modules.setdefault(name, []).append(path)
+                for paths in modules.values():
+                    paths.sort(key=lambda p: (p.count(os.sep), p))
+                self._modules, self._listing = modules, listing
+            return self._modules
+
+    def module_file(self, dotted: str) -> str | None:
+        """The repository file of a Python module (shortest path first), or None."""
+        paths = self._module_map().get(dotted)
+        return paths[0] if paths else None
+
+    def _files_of(self, imp: Import, importer: str, language: str) -> list[str]:
+        if language == "python":
+            dotted = relative_module(self.rel(importer), imp.level, imp.module) if imp.level \
+                else imp.module
+            found = []
+            if imp.name and imp.name != "*":
+                sub = self.module_file(f"{dotted}.{imp.name}" if dotted else imp.name)
+                if sub:
+                    found.append(sub)  # `from pkg import module`
+            module = self.module_file(dotted) if dotted else None
+            return ([module] if module else []) + found
+        root = self.tree.root or ""
+        listed = set(self.tree.list_files())
+        return [p for p in (os.path.join(root, c) for c in script_candidates(
+            self.rel(importer), imp.module, language)) if os.path.abspath(p) in listed]
+
+    def definitions(self, path: str) -> list[Definition]:
+        """A file's definitions, with a Python file's module constants."""
+        text = self.tree.text_of(path)
+        if text is None:
+            return []
+        defs = self.tree.definitions_in(path, text)
+        if path.endswith(".py"):
+            defs = defs + module_constants(text, path)
+        return defs
+
+    # ----- the cursor --------------------------------------------------------------------
+
+    def around(self, path: str, text: str, language: str | None, line: int,
+               window: tuple[int, int]) -> list[Found]:
+        """Definitions the code around ``line`` refers to, outside ``window`` (first and
+        last line the prompt shows), nearest use first, each once."""
+        language = language or language_for_path(path)
+        if language is None:
+            return []
+        here = self.definitions_in(path, text)
+        imports = {imp.local: imp for imp in _imports(text, language)}
+        stars = [imp for imp in imports.values() if imp.local == "*"]
+        lines = text.split("\n")
+        out: list[Found] = []
+        seen: set[tuple[str, int]] = set()
+
+        near = dict(ranked := _names_by_distance(lines, line))
+
+        def add(found: Found) -> None:
+            key = (found.definition.path, found.definition.start_line)
+            if key in seen:
+                return
+            seen.add(key)
+            out.append(Found(found.definition, found.via, found.distance,
+                             _rank_members(found.members, near)))
+            if found.definition.kind == "class":
+                for base in self._bases(found):
+                    add(base)
+
+        enclosing = innermost(here, line, functions_only=True)
+        owner = _owner_class(here, enclosing)
+        if owner is not None and not _inside(owner, window) and _uses_self(lines, line):
+            add(Found(owner, "enclosing class", 0, _members(here, owner)))
+        for name, distance in ranked[:MAX_NAMES]:
+            local = [d for d in here if d.name == name and d.qualname == name]
+            if local:
+                d = local[0]
+                if not _inside(d, window) and d is not enclosing:
+                    add(Found(d, "same file", distance, _members(here, d)))
+                continue
+            imp = imports.get(name)
+            if imp is not None:
+                for found in self._imported(imp, path, language, lines, name, distance):
+                    add(found)
+                continue
+            for imp in stars:
+                for found in self._imported(Import(name, imp.module, name, imp.level), path,
+                                            language, lines, name, distance):
+                    add(found)
+            if language in BY_NAME_LANGUAGES and name[:1].isupper() or language in BY_NAME_LANGUAGES \
+                    and _is_called(lines, name):
+                for found in self._by_name(name, path, distance):
+                    add(found)
+        return out
+
+    def lookup(self, path: str, text: str, language: str | None, name: str,
+               qualifier: str | None) -> list[Definition] | None:
+        """The definitions a use of ``name`` (after ``qualifier.``, if any) in a file can
+        mean, as the language finds them; [] when it is known to be nothing of the
+        repository (an external module's function, a method of a plain value); None when
+        this cannot tell (other languages, ``self.``, a local of unknown type), and the
+        caller may rank same-named definitions instead."""
+        if language != "python":
+            return None
+        here = self.definitions_in(path, text)
+        imports = {imp.local: imp for imp in _imports(text, language)}
+        head = WORD_RE.match(qualifier or "")
+        if head is None:
+            local = [d for d in here if d.qualname == name]
+            if local:
+                return local
+            if name in imports:
+                return self._imported_defs(imports[name], path, name)
+            return None
+        q = head.group(0)
+        if q in ("self", "cls", "super"):
+            return None
+        owner: list[Definition] = []
+        if q in imports:
+            imp = imports[q]
+            files = self._files_of(imp, path, language)
+            if not files:
+                return []  # an external module or package: not the repository's
+            modules = [f for f in files if imp.name in (None, "*") or
+                       module_names(self.rel(f))[0] == imp.name]
+            if modules:
+                return [d for d in self.definitions(modules[0]) if d.qualname == name]
+            owner = [d for d in self.definitions(files[0]) if d.qualname == imp.name]
+        else:
+            owner = [d for d in here if d.qualname == q]
+        if owner and owner[0].kind == "constant":
+            call = re.match(r"[A-Za-z_]\w*\s*(?::[^=]*)?=\s*([A-Za-z_][\w.]*)\s*\(",
+                            owner[0].text)
+            if call is None:
+                return []  # a dict, a list, a number...: its methods are not ours
+            return self._members_named(path, text, call.group(1).split(".")[-1], name)
+        if owner and owner[0].kind == "class":
+            return [d for d in _members(self.definitions(owner[0].path), owner[0]) if d.name == name]
+        return None
+
+    def _members_named(self, path: str, text: str, cls: str, name: str) -> list[Definition]:
+        found = self.lookup(path, text, "python", cls, None) or []
+        classes = [d for d in found if d.kind == "class"]
+        if not classes:
+            return []
+        return [d for d in _members(self.definitions(classes[0].path), classes[0]) if d.name == name]
+
+    def definitions_in(self, path: str, text: str) -> list[Definition]:
+        defs = self.tree.definitions_in(path, text)
+        return defs + module_constants(text, path) if path.endswith(".py") else defs
+
+    def _imported_defs(self, imp: Import, importer: str, name: str) -> list[Definition]:
+        files = self._files_of(imp, importer, "python")
+        if not files:
+            return []
+        out = []
+        for file in files:
+            if imp.name and imp.name != "*" and module_names(self.rel(file))[0] != imp.name:
+                out += [d for d in self.definitions(file) if d.qualname == imp.name]
+        return out
+
+    def _imported(self, imp: Import, importer: str, language: str, lines: list[str],
+                  name: str, distance: int) -> Iterable[Found]:
+        """The definitions an import brings in: the named member, or a module's used members."""
+        for file in self._files_of(imp, importer, language):
+            defs = self.definitions(file)
+            wanted = imp.name if imp.name and imp.name != "*" else None
+            is_module = wanted is None or module_names(self.rel(file))[0] == wanted
+            if not is_module:
+                hits = [d for d in defs if d.qualname == wanted]
+                for d in hits[:1]:
+                    yield Found(d, "import", distance, _members(defs, d))
+                if hits:
+                    return
+                continue
+            used = _members_used(lines, name)  # `module.member` in the importing file
+            for member in used:
+                for d in [d for d in defs if d.qualname == member][:1]:
+                    yield Found(d, "import", distance, _members(defs, d))
+            return
+
+    def _by_name(self, name: str, importer: str, distance: int) -> Iterable[Found]:
+        defs = [d for d in self.tree.find(name) if d.path != importer and d.qualname == name
+                or d.path != importer and d.kind in ("class", "struct", "interface", "type", "enum")
+                and d.name == name]
+        if 0 < len(defs) <= MAX_BY_NAME:
+            for d in defs:
+                yield Found(d, "by name", distance, _members(self.definitions(d.path), d))
+
+    def _bases(self, found: Found) -> list[Found]:
+        """The classes ``found`` (a class) derives from, resolved in its own file."""
+        d = found.definition
+        bases = _base_names(d.signature)
+        text = self.tree.text_of(d.path) if bases and d.language == "python" else None
+        if text is None:
+            return []
+        imports = {imp.local: imp for imp in _imports(text, d.language)}
+        here = self.definitions(d.path)
+        out: list[Found] = []
+        for base in bases:
+            local = [x for x in here if x.qualname == base and x.kind == "class"]
+            if local:
+                out.append(Found(local[0], "base", found.distance, _members(here, local[0])))
+            elif base in imports:
+                out += [Found(c.definition, "base", c.distance, c.members) for c in self._imported(
+                    imports[base], d.path, d.language, text.split("\n"), base, found.distance)]
+        return out
+
+
+_RESOLVERS: weakref.WeakKeyDictionary[SourceTree, Resolver] = weakref.WeakKeyDictionary()
+_RESOLVERS_LOCK = threading.Lock()
+
+
+def resolver_for(tree: SourceTree) -> Resolver:
+    """The one ``Resolver`` of a source tree (hover, code actions and completions share it)."""
+    with _RESOLVERS_LOCK:
+        found = _RESOLVERS.get(tree)
+        if found is None:
+            found = _RESOLVERS[tree] = Resolver(tree)
+        return found
+
+
+def _inside(d: Definition, window: tuple[int, int]) -> bool:
+    """True if the prompt shows the definition's first line."""
+    return window[0] <= d.start_line <= window[1]
+
+
+def _owner_class(defs: list[Definition], function: Definition | None) -> Definition | None:
+    if function is None or "." not in function.qualname:
+        return None
+    owner = function.qualname.rsplit(".", 1)[0]
+    return next((d for d in defs if d.qualname == owner and d.kind in (
+        "class", "struct", "interface", "trait", "record", "enum")), None)
+
+
+def _members(defs: Iterable[Definition], d: Definition) -> tuple[Definition, ...]:
+    if d.kind not in ("class", "struct", "interface", "trait", "record", "enum"):
+        return ()
+    prefix = d.qualname + "."
+    return tuple(m for m in defs if m.qualname.startswith(prefix)
+                 and "." not in m.qualname[len(prefix):])
+
+
+def _rank_members(members: tuple[Definition, ...], near: dict[str, int]) -> tuple[Definition, ...]:
+    """A class's members, those used nearest the cursor first, at most ``MAX_MEMBERS``;
+    attributes and ``__init__`` (where attributes are set) count as used."""
+    def key(item: tuple[int, Definition]) -> tuple[int, int]:
+        index, m = item
+        used = near.get(m.name)
+        if m.kind == "attribute" or m.name == "__init__":
+            used = -1
+        return (used if used is not None else 1 << 20, index)
+    kept = sorted(enumerate(members), key=key)[:MAX_MEMBERS]
+    return tuple(m for _, m in sorted(kept, key=lambda item: item[0]))  # back in file order
+
+
+def _uses_self(lines: list[str], line: int) -> bool:
+    return any(_SELF.search(lines[i]) for i in range(max(0, line - 6), min(len(lines), line + 1)))
+
+
+def _names_by_distance(lines: list[str], line: int) -> list[tuple[str, int]]:
+    """The file's identifiers (not keywords or builtins), by the distance in lines from
+    ``line`` to their nearest occurrence; on the cursor's line distance 0."""
+    best: dict[str, int] = {}
+    for row, text in enumerate(lines):
+        distance = abs(row - line)
+        for name in WORD_RE.findall(text):
+            if len(name) < 2 or name in KNOWN:
+                continue
+            if distance < best.get(name, 1 << 30):
+                best[name] = distance
+    return sorted(best.items(), key=lambda item: (item[1], item[0]))
+
+
+def _members_used(lines: list[str], module: str) -> list[str]:
+    pattern = re.compile(rf"\b{re.escape(module)}\.([A-Za-z_][A-Za-z0-9_]*)")
+    return list(dict.fromkeys(m.group(1) for text in lines for m in pattern.finditer(text)))
+
+
+def _is_called(lines: list[str], name: str) -> bool:
+    pattern = re.compile(rf"\b{re.escape(name)}\s*\(")
+    return any(pattern.search(text) for text in lines)
+
+
+def _base_names(signature: str) -> list[str]:
+    header = signature.split("\n")[-1]
+    match = re.search(r"class\s+\w+\s*\((.*)\)", header)
+    if not match:
+        return []
+    return [b.strip().split("[")[0] for b in match.group(1).split(",")
+            if b.strip() and "=" not in b and b.strip().split("[")[0].isidentifier()]
