@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-# llama.cpp is compiled for AVX2 without the AMX kernels: a native build on
-# hosts that report AMX (as some VMs do without supporting it) crashes in the
-# first matrix multiplication. The flags keep weight repacking, which matters
-# for generation speed on CPUs.
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
-	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF \
-	-DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAMA_BUILD_TESTS=OFF \
+# llama.cpp is compiled once for every CPU generation of the machine's architecture
+# (x86-64: SSE4.2 to AVX-512; arm64: v8.0 to v9.2): its CPU kernels are modules
+# (GGML_BACKEND_DL with GGML_CPU_ALL_VARIANTS) installed beside libllama, and the best one
+# the CPU supports is loaded at start (slm_lsp/backends/native.py). The same build is then
+# fast on a laptop with AVX2 only and on one with AVX-512 and VNNI, and never runs an
+# instruction its CPU lacks. bench/throughput.md compares it with the other builds.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
+	-DCMAKE_INSTALL_BINDIR=llama_cpp/lib -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 LLAMA_VERSION := 0.3.36
 
@@ -22,12 +23,20 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: install model demo test unit lint bench editors clean
 
-$(STAMP): pyproject.toml constraints.txt
+# llama-cpp-python is rebuilt (only) when its version or build flags change.
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
+
+$(LLAMA_STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir --no-binary llama-cpp-python \
-		-c constraints.txt llama-cpp-python==$(LLAMA_VERSION)
+		--force-reinstall --no-deps -c constraints.txt llama-cpp-python==$(LLAMA_VERSION)
+	echo "$(LLAMA_CMAKE_ARGS)" > $(VENV)/.llama-cmake-args
+	rm -f $(VENV)/.llama-*-[0-9]*
+	touch $@
+
+$(STAMP): pyproject.toml constraints.txt $(LLAMA_STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
