@@ -156,17 +156,27 @@ def all_special_texts() -> tuple[str, ...]:
 
 
 PREFIX_ALIGN = 64
-"""Lines between the places where a prefix may start (see ``fit_prefix``)."""
+"""Most lines between the places where a prefix may start (see ``prefix_align``)."""
+
+
+def prefix_align(budget: int) -> int:
+    """Lines between the places where a prefix of ``budget`` tokens may start: about half
+    the lines the budget holds (code runs near ten tokens a line), at most ``PREFIX_ALIGN``
+    and at least 8. A step as long as the window would leave a cursor just past a step
+    with almost no text before it."""
+    return max(8, min(PREFIX_ALIGN, budget // 24))
 
 
 def fit_prefix(text: str, budget: int, count: Callable[[str], int],
-               align: int = PREFIX_ALIGN) -> str:
+               align: int | None = None) -> str:
     """The tail of ``text`` within ``budget`` tokens, cut at a line boundary.
 
-    The cut moves in steps of ``align`` lines so that it stays put while the
-    user types further down: the start of the prompt, and so the model's cached
-    state, does not change on every new line.
+    The cut moves in steps of ``align`` lines (default ``prefix_align(budget)``) so
+    that it stays put while the user types further down: the start of the prompt, and
+    so the model's cached state, does not change on every new line.
     """
+    if align is None:
+        align = prefix_align(budget)
     if count(text) <= budget:
         return text
     lines = text.splitlines(keepends=True)

@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from prompts.fim import (
-    PREFIX_ALIGN,
     ContextFile,
     build_fim_prompt,
     fit_prefix,
     fit_suffix,
     keep_suffix_end,
+    prefix_align,
     suffix_end,
 )
 
@@ -213,13 +213,14 @@ class CompletionEngine:
         for piece in lines:
             total.append(total[-1] + count(piece))
         pre, suf, _ = self._budgets()
+        align = prefix_align(pre)
         starts = [0]  # first cursor line of each anchor's band, by the per-line estimate
         anchor = 0
         for row in range(len(lines)):
-            while total[row] + 1 - total[anchor] > pre and anchor + PREFIX_ALIGN <= row:
-                anchor += PREFIX_ALIGN
+            while total[row] + 1 - total[anchor] > pre and anchor + align <= row:
+                anchor += align
                 starts.append(row)
-        anchors = [0] + [PREFIX_ALIGN * k for k in range(1, len(starts))]
+        anchors = [0] + [align * k for k in range(1, len(starts))]
         for k in range(1, len(starts)):  # settle each band's first line with the exact cut
             row = starts[k]
             floor = anchors[k - 1]  # near this boundary the cut is one of these two

@@ -37,13 +37,16 @@ KNOWN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
     "self", "cls", "this", "super", "true", "false", "null", "nil", "None", "int", "str",
     "string", "void", "const", "let", "var", "func", "return", "import", "from", "new"}
 BY_NAME_LANGUAGES = frozenset({"go", "rust", "java"})
-MAX_NAMES = 80
-"""Names of the file considered per cursor, nearest first."""
+NEAR_LINES = 3
+"""Names used this close to the cursor come first: the calls being written."""
+MAX_FOUND = 60
+"""Definitions resolved per cursor at most (the budget takes far fewer)."""
 MAX_MEMBERS = 12
 """Members kept per class stub: the ones used nearest the cursor."""
 MAX_BY_NAME = 2
 """A name looked up across the workspace counts only if at most this many definitions have it."""
 _SELF = re.compile(r"\b(?:self|this)\.")
+_DOTTED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,9 @@ class Resolver:
         out: list[Found] = []
         seen: set[tuple[str, int]] = set()
 
-        near = dict(ranked := _names_by_distance(lines, line))
+        ranked = _names_by_priority(lines, line, window, set(imports))
+        near = dict(ranked)
+        bases: list[Found] = []
 
         def add(found: Found) -> None:
             key = (found.definition.path, found.definition.start_line)
@@ -150,14 +155,21 @@ class Resolver:
             out.append(Found(found.definition, found.via, found.distance,
                              _rank_members(found.members, near)))
             if found.definition.kind == "class":
-                for base in self._bases(found):
-                    add(base)
+                bases.extend(self._bases(found))
 
         enclosing = innermost(here, line, functions_only=True)
         owner = _owner_class(here, enclosing)
         if owner is not None and not _inside(owner, window) and _uses_self(lines, line):
             add(Found(owner, "enclosing class", 0, _members(here, owner)))
-        for name, distance in ranked[:MAX_NAMES]:
+        for name, distance in ranked:
+            if len(out) >= MAX_FOUND:
+                break
+            if "." in name:  # `module.member`, where `module` is imported
+                head, member = name.split(".", 1)
+                for found in self._imported(imports[head], path, language, lines, head,
+                                            distance, member):
+                    add(found)
+                continue
             local = [d for d in here if d.name == name and d.qualname == name]
             if local:
                 d = local[0]
@@ -177,6 +189,8 @@ class Resolver:
                     and _is_called(lines, name):
                 for found in self._by_name(name, path, distance):
                     add(found)
+        while bases and len(out) < MAX_FOUND:  # bases after everything named in the file
+            add(bases.pop(0))
         return out
 
     def lookup(self, path: str, text: str, language: str | None, name: str,
@@ -246,8 +260,8 @@ class Resolver:
         return out
 
     def _imported(self, imp: Import, importer: str, language: str, lines: list[str],
-                  name: str, distance: int) -> Iterable[Found]:
-        """The definitions an import brings in: the named member, or a module's used members."""
+                  name: str, distance: int, member: str | None = None) -> Iterable[Found]:
+        """The definitions an import brings in: the named member, or a module's ``member``."""
         for file in self._files_of(imp, importer, language):
             defs = self.definitions(file)
             wanted = imp.name if imp.name and imp.name != "*" else None
@@ -259,9 +273,9 @@ class Resolver:
                 if hits:
                     return
                 continue
-            used = _members_used(lines, name)  # `module.member` in the importing file
-            for member in used:
-                for d in [d for d in defs if d.qualname == member][:1]:
+            # A module itself brings in nothing: its members come as `module.member` names.
+            for wanted_member in [member] if member else []:
+                for d in [d for d in defs if d.qualname == wanted_member][:1]:
                     yield Found(d, "import", distance, _members(defs, d))
             return
 
@@ -344,23 +358,36 @@ def _uses_self(lines: list[str], line: int) -> bool:
     return any(_SELF.search(lines[i]) for i in range(max(0, line - 6), min(len(lines), line + 1)))
 
 
-def _names_by_distance(lines: list[str], line: int) -> list[tuple[str, int]]:
-    """The file's identifiers (not keywords or builtins), by the distance in lines from
-    ``line`` to their nearest occurrence; on the cursor's line distance 0."""
+def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
+                       imported: set[str] = frozenset()  # type: ignore[assignment]
+                       ) -> list[tuple[str, int]]:
+    """The file's identifiers (not keywords or builtins) with the distance in lines from
+    ``line`` to their nearest occurrence, in the order they are worth resolving: those
+    used within ``NEAR_LINES`` of the cursor (the calls being written), then those the
+    prompt window does not show at all (imported or defined far away: the model cannot
+    know them otherwise), then the rest of the window's, each group nearest first."""
     best: dict[str, int] = {}
+    shown: set[str] = set()
     for row, text in enumerate(lines):
         distance = abs(row - line)
-        for name in WORD_RE.findall(text):
+        inside = window[0] <= row <= window[1]
+        names = WORD_RE.findall(text)
+        if imported and "." in text:  # `module.member` counts as a name of its own
+            names += [m.group(0) for m in _DOTTED.finditer(text) if m.group(1) in imported]
+        for name in names:
             if len(name) < 2 or name in KNOWN:
                 continue
+            if inside:
+                shown.add(name)
             if distance < best.get(name, 1 << 30):
                 best[name] = distance
-    return sorted(best.items(), key=lambda item: (item[1], item[0]))
 
+    def tier(item: tuple[str, int]) -> tuple[int, int, str]:
+        name, distance = item
+        group = 0 if distance <= NEAR_LINES else 1 if name not in shown else 2
+        return (group, distance, name)
 
-def _members_used(lines: list[str], module: str) -> list[str]:
-    pattern = re.compile(rf"\b{re.escape(module)}\.([A-Za-z_][A-Za-z0-9_]*)")
-    return list(dict.fromkeys(m.group(1) for text in lines for m in pattern.finditer(text)))
+    return sorted(best.items(), key=tier)
 
 
 def _is_called(lines: list[str], name: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from tree_sitter import Node
 
@@ -54,11 +55,14 @@ def function_stub(definition: Definition, indent: str = "") -> str:
 
 def class_fields(definition: Definition) -> list[str]:
     """Class-level assignments and annotations of a Python class (``x: int = 0``)."""
-    if definition.language != "python":
-        return []
-    tree = parse(definition.text.lstrip(" "), "python")
+    return list(_class_fields(definition.text)) if definition.language == "python" else []
+
+
+@lru_cache(maxsize=1024)
+def _class_fields(text: str) -> tuple[str, ...]:
+    tree = parse(text.lstrip(" "), "python")
     if tree is None:
-        return []
+        return ()
     node: Node | None = tree.root_node
     while node is not None and node.type not in ("class_definition",):
         node = next((c for c in node.named_children if c.type in ("class_definition",
@@ -71,7 +75,7 @@ def class_fields(definition: Definition) -> list[str]:
         if stmt.type == "expression_statement" and stmt.named_children and \
                 stmt.named_children[0].type == "assignment":
             fields.append(" ".join(node_text(stmt).split())[:MAX_LINE])
-    return fields
+    return tuple(fields)
 
 
 def class_stub(definition: Definition, members: Sequence[Definition]) -> str:
@@ -102,10 +106,15 @@ def constant_stub(definition: Definition) -> str:
 
 def module_constants(text: str, path: str) -> list[Definition]:
     """Module-level ``NAME = ...`` / ``NAME: T = ...`` of a Python file, as definitions."""
+    return list(_module_constants(text, path))
+
+
+@lru_cache(maxsize=256)
+def _module_constants(text: str, path: str) -> tuple[Definition, ...]:
     tree = parse(text, "python")
     found: list[Definition] = []
     if tree is None:
-        return found
+        return ()
     for stmt in tree.root_node.named_children:
         if stmt.type != "expression_statement" or not stmt.named_children:
             continue
@@ -123,4 +132,4 @@ def module_constants(text: str, path: str) -> list[Definition]:
             language="python", line=stmt.start_point[0], start_line=stmt.start_point[0],
             end_line=stmt.end_point[0], signature=signature, text=statement,
             start_byte=stmt.start_byte, end_byte=stmt.end_byte))
-    return found
+    return tuple(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tree_sitter import Node, Tree
 
@@ -103,8 +104,10 @@ def node_text(node: Node | None) -> str:
     return node.text.decode("utf-8", errors="replace") if node is not None and node.text else ""
 
 
+@lru_cache(maxsize=16)
 def parse(text: str, language: str | None) -> Tree | None:
-    """A syntax tree, or None for languages without a grammar here."""
+    """A syntax tree, or None for languages without a grammar here (the last few are kept:
+    a request reads the same text for its definitions, imports and constants)."""
     parser = get_parser(language)
     if parser is None:
         return None
