@@ -83,9 +83,11 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def arm_settings(arm: Arm, model_path: str | None = None) -> dict[str, Any]:
-    """The `slm` section sent to the arm's servers."""
-    settings = merge(BASE_SETTINGS, arm.settings)
+def arm_settings(arm: Arm, model_path: str | None = None, product_timeout: bool = False
+                 ) -> dict[str, Any]:
+    """The `slm` section sent to the arm's servers (``product_timeout``: keep the product's
+    request timeout, so a slow first request is answered empty as a user would see it)."""
+    settings = merge({} if product_timeout else BASE_SETTINGS, arm.settings)
     if model_path:
         settings = merge(settings, {"model": {"path": model_path}})
     return settings

@@ -67,10 +67,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pace-ms", type=int, default=0,
                    help="typing replay: one keystroke every N ms, cancelling stale requests "
                         "(default 0: each keystroke waits for the answer)")
-    p.add_argument("--think-ms", type=int, default=0,
+    p.add_argument("--product-timeout", action="store_true",
+                   help="keep the product's request timeout (slm.completion.timeoutMs): a slow "
+                   "first request is answered empty and the time to the first suggestion keeps "
+                   "running (default: every answer is waited for)")
+    p.add_argument("--think-ms", type=int, default=3000,
                    help="typing replay: report the cursor at the line (slm/cursor, as the editor "
                         "integrations do once it rests) and pause this long before the first "
-                        "keystroke (default 0: type at once, no report)")
+                        "keystroke (default 3000, as people work; 0: type at once, no report)")
     p.add_argument("--read-s", type=int, default=0,
                    help="typing replay: after opening a file, report the cursor at the line to "
                         "type and wait until the server has warmed the regions around it, at "
@@ -177,7 +181,8 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
     opts = Options(targets=args.targets, typing=args.typing, seed=args.seed,
                    target_set=args.target_set,
                    arms=tuple(args.arms), debounce_ms=args.debounce_ms, pace_ms=args.pace_ms,
-                   think_ms=args.think_ms, read_s=args.read_s, model_path=args.model_path)
+                   think_ms=args.think_ms, read_s=args.read_s, model_path=args.model_path,
+                   product_timeout=args.product_timeout)
     started = time.perf_counter()
     doc: dict[str, Any] = {
         "schema": "slm-lsp-bench/1",
@@ -189,10 +194,11 @@ def run_repos(repos: list[Any], args: argparse.Namespace, command: str,
         "options": {"targets": opts.targets, "target_set": opts.target_set,
                     "typing": opts.typing, "seed": opts.seed,
                     "arms": list(opts.arms), "debounce_ms": opts.debounce_ms,
-                    "pace_ms": opts.pace_ms, "think_ms": opts.think_ms, "read_s": opts.read_s},
-        "settings": {name: {"sent": arm_settings(ARMS[name], opts.model_path),
-                            "effective": effective_settings(arm_settings(ARMS[name],
-                                                                         opts.model_path))}
+                    "pace_ms": opts.pace_ms, "think_ms": opts.think_ms, "read_s": opts.read_s,
+                    "product_timeout": opts.product_timeout},
+        "settings": {name: {"sent": arm_settings(ARMS[name], opts.model_path, opts.product_timeout),
+                            "effective": effective_settings(arm_settings(
+                                ARMS[name], opts.model_path, opts.product_timeout))}
                      for name in opts.arms},
         "repos": {},
     }

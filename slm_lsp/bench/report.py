@@ -34,6 +34,8 @@ def _dur(ms: float | None) -> str:
     """Milliseconds as `850 ms` or `12.3 s`."""
     if ms is None:
         return "n/a"
+    if ms == float("inf"):
+        return "never"
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
@@ -216,6 +218,7 @@ def render(doc: dict[str, Any]) -> str:
                 f"{_pair(lat['first_p50'], lat['first_p95'])} | "
                 f"{_pair(lat['typing_p50'], lat['typing_p95'])} | "
                 f"{_pct(lat.get('typing_fast_fraction'))} | {saved} |")
+    lines += _first_suggestion_section(repos, names, total, options)
     lines += _moves_section(repos, names)
     lines += _first_answers_section(repos, names)
     lines += ["", "## Server process", "",
@@ -287,6 +290,33 @@ def _moves_section(repos: dict[str, Any], names: Sequence[str]) -> list[str]:
             f"most {NEAR_LINES} lines: {summary}.", "",
             "| repo | arm | file | lines | moved | first request |",
             "| --- | --- | --- | --- | ---: | ---: |", *rows]
+
+
+def _first_suggestion_section(repos: dict[str, Any], names: Sequence[str],
+                              total: dict[str, Any] | None, options: dict[str, Any]) -> list[str]:
+    """Time to the first non-empty suggestion at a place, and the empty first answers."""
+    sections = [(n, repos[n]["summary"]) for n in names] + (
+        [("**total**", total)] if total and len(names) > 1 else [])
+    rows = []
+    for name, section in sections:
+        for arm, lat in section["latency_by_arm"].items():
+            if lat.get("first_suggestion_file_p50") is None and lat.get("first_suggestion_line_p50") is None:
+                continue
+            rows.append(f"| {name} | {arm} | {lat['lines']} | "
+                        f"{_pair(lat['first_suggestion_file_p50'], lat['first_suggestion_file_p95'])} | "
+                        f"{_pair(lat['first_suggestion_line_p50'], lat['first_suggestion_line_p95'])} | "
+                        f"{lat.get('first_empty', 0)} |")
+    if not rows:
+        return []
+    timeout = ("with the product's request timeout (`slm.completion.timeoutMs`): an empty "
+               "answer after it is a miss and the clock runs on until a keystroke at the line "
+               "gets a suggestion" if options.get("product_timeout") else
+               "every answer waited for (no request timeout)")
+    return ["", "### Time to the first suggestion at a place", "",
+            f"From the first request at a line to the first non-empty answer there, {timeout}; "
+            "a line that never got one counts as infinite. p50 / p95.", "",
+            "| repo | arm | lines | newly opened file | new line of an open file | empty first answers |",
+            "| --- | --- | ---: | --- | --- | ---: |", *rows]
 
 
 def first_answers(raw: dict[str, Any], arm: str) -> tuple[int, int, int]:

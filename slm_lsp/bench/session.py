@@ -56,8 +56,11 @@ class Options:
     debounce_ms: int = 50
     pace_ms: int = 0
     """0: the next keystroke waits for the answer; else one keystroke every `pace_ms`."""
-    think_ms: int = 0
+    think_ms: int = 3000
     """Before typing a line: report the cursor there (`slm/cursor`) and wait this long."""
+    product_timeout: bool = False
+    """Keep the product's request timeout (``slm.completion.timeoutMs``) instead of waiting
+    for every answer: a slow first request is answered empty, as the user would see it."""
     read_s: int = 0
     """After opening a file in the typing replay: report the cursor at the line to type and
     wait until the server has warmed the regions around it, at most this long (arms with
@@ -106,7 +109,8 @@ async def wait_index(server: BenchServer) -> None:
 async def open_session(root: Path, arm: Arm, opts: Options, log_path: Path,
                        env: dict[str, str]) -> tuple[BenchServer, dict[str, Any]]:
     """A started, warmed-up server for ``arm`` on workspace ``root``."""
-    server = BenchServer(root, arm_settings(arm, opts.model_path), log_path, env=env,
+    server = BenchServer(root, arm_settings(arm, opts.model_path, opts.product_timeout), log_path,
+                         env=env,
                          progress=arm.index)
     started = time.perf_counter()
     try:
@@ -202,6 +206,8 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
     shown: list[str | None] = []
     pace = opts.pace_ms / 1000
     start = time.perf_counter()
+    first_suggestion: float | None = None
+    """Milliseconds from the first request at the line to the first non-empty answer."""
     inflight: Any = None
     for k in range(len(code)):
         if k > 0:
@@ -219,6 +225,8 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
         if done:
             answer = pending.answer()
             status = "ok" if answer.error is None else "error"
+            if status == "ok" and answer.text and first_suggestion is None:
+                first_suggestion = (time.perf_counter() - start) * 1000
             samples.append({"target": target.key, "k": k, "kind": kind, "status": status,
                             "ms": round(answer.ms, 1), "text": answer.text})
             shown.append(answer.text if status == "ok" else None)
@@ -238,7 +246,9 @@ async def replay_line(server: BenchServer, target: Target, text: str, first_kind
     first_exact = None if first is None or first["status"] != "ok" else \
         exact_match(first["text"] or "", target.truth("whole_line"))
     return samples, {"target": target.key, "first": first_kind, "chars": len(code),
-                     "saved": saved, "read_s": round(read, 1), "first_exact": first_exact}
+                     "saved": saved, "read_s": round(read, 1), "first_exact": first_exact,
+                     "first_suggestion_ms": None if first_suggestion is None else round(first_suggestion, 1),
+                     "first_empty": first is not None and first["status"] == "ok" and not first["text"]}
 
 
 def warms_regions(settings: dict[str, Any]) -> bool:

@@ -70,6 +70,14 @@ def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
 
     first = ok("first_file", "first_line")
     chars = sum(line["chars"] for line in lines)
+
+    def suggestion(kind: str) -> list[float]:
+        """Time to the first non-empty suggestion at a place; a line that never got one
+        counts as the whole line's typing time (the clock never stopped)."""
+        return [line["first_suggestion_ms"] if line.get("first_suggestion_ms") is not None
+                else float("inf") for line in lines if line.get("first") == kind
+                and "first_suggestion_ms" in line]
+
     saved = sum(line["saved"] for line in lines)
     return {
         "unit": "ms",
@@ -80,6 +88,11 @@ def latency_summary(typing: dict[str, Any]) -> dict[str, Any]:
         "first_file_p95": _round(percentile(ok("first_file"), 0.95)),
         "first_line_p50": _round(percentile(ok("first_line"), 0.5)),
         "first_line_p95": _round(percentile(ok("first_line"), 0.95)),
+        "first_suggestion_file_p50": _round(percentile(suggestion("first_file"), 0.5)),
+        "first_suggestion_file_p95": _round(percentile(suggestion("first_file"), 0.95)),
+        "first_suggestion_line_p50": _round(percentile(suggestion("first_line"), 0.5)),
+        "first_suggestion_line_p95": _round(percentile(suggestion("first_line"), 0.95)),
+        "first_empty": sum(1 for line in lines if line.get("first_empty")),
         "typing_p50": _round(percentile(ok("typing"), 0.5)),
         "typing_p95": _round(percentile(ok("typing"), 0.95)),
         "typing_fast_fraction": _fraction(ok("typing"), FAST_MS),

@@ -295,17 +295,20 @@ async def test_typing_replay_types_the_line_and_counts_saved_characters():
     answers = ["wrong", "wrong", code[2:]] + ["x"] * len(code)
     server = FakeServer(answers)
     samples, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
-                                      Options(debounce_ms=0))
+                                      Options(debounce_ms=0, think_ms=0))
     assert "\n".join(server.docs[target.path]) == SOURCE
     assert len(samples) == len(code)
     assert samples[0]["kind"] == "first_file" and {s["kind"] for s in samples[1:]} == {"typing"}
     assert [e[1][1] for e in server.events if e[0] == "request"] == \
            [target.indent + k for k in range(len(code))]
+    waited = line.pop("first_suggestion_ms")
+    assert waited is not None and waited >= 0  # "wrong" is not empty: the first answer counts
     assert line == {"target": target.key, "first": "first_file", "chars": len(code),
-                    "saved": len(code) - 2, "read_s": 0.0, "first_exact": False}  # "wrong"
+                    "saved": len(code) - 2, "read_s": 0.0, "first_exact": False,
+                    "first_empty": False}  # "wrong"
     server = FakeServer([code] + ["x"] * len(code))
     _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_line",  # type: ignore[arg-type]
-                                Options(debounce_ms=0))
+                                Options(debounce_ms=0, think_ms=0))
     assert line["first_exact"] is True and line["saved"] == len(code)
 
 
@@ -513,7 +516,7 @@ async def test_paced_typing_cancels_requests_overtaken_by_keystrokes():
     target = _target()
     server = SlowServer(delay=0.2)
     samples, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
-                                      Options(debounce_ms=5, pace_ms=30))
+                                      Options(debounce_ms=5, pace_ms=30, think_ms=0))
     assert "\n".join(server.docs[target.path]) == SOURCE
     assert len(samples) == len(target.code)
     assert {s["status"] for s in samples} <= {"cancelled", "stale"}
@@ -620,17 +623,17 @@ async def test_a_reading_pause_ends_when_the_server_says_its_warm_ups_are_done()
 
     task = asyncio.ensure_future(warm_done_later())
     _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
-                                Options(debounce_ms=0, read_s=5))
+                                Options(debounce_ms=0, read_s=5, think_ms=0))
     await task
     assert ("cursor", (target.line, target.indent)) in server.events
     assert 0.3 <= line["read_s"] < 2
     # no pause for a line of a file already open, nor for arms without warm-ups
     _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_line",  # type: ignore[arg-type]
-                                Options(debounce_ms=0, read_s=5))
+                                Options(debounce_ms=0, read_s=5, think_ms=0))
     assert line["read_s"] == 0
     server.settings = {"completion": {"warmRegions": 0}}  # type: ignore[attr-defined]
     _, line = await replay_line(server, target, masked_lines(SOURCE, [target]), "first_file",  # type: ignore[arg-type]
-                                Options(debounce_ms=0, read_s=5))
+                                Options(debounce_ms=0, read_s=5, think_ms=0))
     assert line["read_s"] == 0
 
 
