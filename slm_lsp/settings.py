@@ -70,7 +70,7 @@ class IndexSettings:
     """Build and use the repository index."""
     context_tokens: int = 512
     """Token budget for repository context in a completion prompt."""
-    context: str = "both"
+    context: str = "definitions"
     """Repository context: definitions (of the names used at the cursor), similar (search hits) or both."""
     retrieval_budget_ms: int = 100
     """Time budget for retrieval per completion request."""

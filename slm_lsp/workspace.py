@@ -349,12 +349,19 @@ class WorkspaceIndex:
 
     # ----- search ------------------------------------------------------------------------
 
+    def off_reason(self) -> str:
+        """Why there is no search index, in words the user can act on."""
+        if self.settings.enabled and self.settings.context == "definitions":
+            return ('the search index is not built: slm.index.context is "definitions", which '
+                    'reads the source files directly; set it to "similar" or "both" to search')
+        return "the repository index is off (slm.index.enabled is false, or no workspace folder)"
+
     def search_json(self, query: str, k: int) -> dict[str, Any]:
         """The `slm-lsp search --json` answer for ``query`` (blocking); `IndexOff` when
         there is no index, `EmbedderUnavailable` when it cannot embed the query."""
         index = self.index
         if index is None:
-            raise IndexOff("the repository index is off")
+            raise IndexOff(self.off_reason())
         self.loaded.wait(60)
         results = index.search(query, k=k)
         rows = [{"path": r.chunk.path, "start_line": r.chunk.start_line,

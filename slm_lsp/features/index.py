@@ -245,5 +245,5 @@ def register(server: SlmServer) -> None:
     def reindex(ls: SlmServer, *args: Any) -> dict[str, Any]:
         """Returns `{"started": bool}` at once; the build reports `$/progress`."""
         if workspace.index is None:
-            raise JsonRpcException("slm-lsp: the repository index is off", REQUEST_FAILED)
+            raise JsonRpcException(f"slm-lsp: {workspace.off_reason()}", REQUEST_FAILED)
         return {"started": workspace.reindex()}

@@ -79,7 +79,8 @@ async def client(lsp_client: LanguageClient, model_installed: Path):
         capabilities=client_capabilities(),
         root_uri=WORKSPACE.as_uri(),
         initialization_options={"slm": {"model": {"path": str(model_installed)},
-                                        "completion": {"maxLines": 4}}},
+                                        "completion": {"maxLines": 4},
+                                        "index": {"context": "both"}}},
     ))
     STATE["initialized_at"] = time.monotonic()
     yield

@@ -21,6 +21,7 @@ from slm_lsp.context import CursorContext
 from slm_lsp.engine import CompletionEngine
 from slm_lsp.retrieval import IndexRetriever, build_query, pack, region_of
 from slm_lsp.settings import CompletionSettings, IndexSettings, Settings
+from slm_lsp.workspace import IndexOff
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -264,7 +265,8 @@ class StubServer:
     """The parts of SlmServer the index feature uses."""
 
     def __init__(self, root: Path, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        # These tests are about the search index, which definition context alone does not build.
+        self.settings = settings or Settings(index=IndexSettings(context="both"))
         self.root = str(root)
         self.loop = None
         self.statuses: list[tuple[str, str]] = []
@@ -301,6 +303,14 @@ def start_feature(root: Path, settings: Settings | None = None) -> tuple[Any, St
         r, cache, embedder=HashEmbedder(dim=128), max_file_kb=kb)).workspace
     feature.on_initialized()
     return feature, server
+
+
+def test_definition_context_alone_builds_no_search_index_and_says_so(workspace: Path) -> None:
+    feature, _ = start_feature(workspace, Settings())  # the default: slm.index.context definitions
+    assert Settings().index.context == "definitions"
+    assert feature.index is None and not feature.building()
+    with pytest.raises(IndexOff, match='slm.index.context is "definitions"'):
+        feature.search_json("anything", 3)
 
 
 def test_feature_builds_in_the_background_and_answers_searches(workspace: Path) -> None:
