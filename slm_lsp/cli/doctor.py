@@ -36,10 +36,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         rows.append(("model", f"MISSING: {exc}"))
         ok = False
     try:
-        from ..backends.native import default_threads, system_info
+        from ..backends.native import cpu_variants, default_threads, system_info
 
         rows.append(("threads", str(settings.model.threads or default_threads())))
-        rows.append(("llama.cpp", system_info()))
+        info = system_info()
+        variants = cpu_variants()
+        rows.append(("llama.cpp", f"{info} (CPU kernels: {', '.join(variants)})" if variants else info))
     except Exception as exc:  # report, don't crash: this is the diagnosis tool
         rows.append(("llama.cpp", f"UNAVAILABLE: {exc}"))
         ok = False
