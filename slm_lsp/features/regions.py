@@ -1,8 +1,8 @@
 """Region warm-ups: while the editor is idle, the document the user works in is
 prepared region by region, so that a first request anywhere near is fast.
 
-A request at a line the model's KV cache has not seen costs 10-14 s on two cores
-(about 1,800 prompt tokens). Every cursor in a band of about 64 lines gets a
+A request at a line the model's KV cache has not seen evaluates its whole prompt
+(with the default budgets up to about 1,100 tokens). Every cursor in a band of lines gets a
 prompt that starts the same way (``fit_prefix`` cuts the text above the cursor
 at aligned lines), so one evaluation of the band's text serves all of them: it
 is saved as a KV snapshot, and a request there reads it back and evaluates only
