@@ -57,7 +57,7 @@ class CompletionSettings:
     warm_on_cursor: bool = True
     """Prepare the suggestion where the cursor comes to rest (editors send `slm/cursor`)."""
     warm_regions: int = 8
-    """Regions (bands of about half the prompt's lines) around the cursor prepared while idle, nearest first; 0 turns it off."""
+    """Bands of lines around the cursor prepared while idle, nearest first; 0 turns it off."""
     token_healing: bool = True
     """Let the model regenerate a partly typed word and the blanks or indentation before it."""
 
