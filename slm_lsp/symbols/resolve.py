@@ -222,7 +222,7 @@ class Resolver:
             if not files:
                 return []  # an external module or package: not the repository's
             modules = [f for f in files if imp.name in (None, "*") or
-                       module_names(self.rel(f))[0] == imp.name]
+                       _module_of(self.rel(f)) == imp.name]
             if modules:
                 return [d for d in self.definitions(modules[0]) if d.qualname == name]
             owner = [d for d in self.definitions(files[0]) if d.qualname == imp.name]
@@ -255,7 +255,7 @@ class Resolver:
             return []
         out = []
         for file in files:
-            if imp.name and imp.name != "*" and module_names(self.rel(file))[0] != imp.name:
+            if imp.name and imp.name != "*" and _module_of(self.rel(file)) != imp.name:
                 out += [d for d in self.definitions(file) if d.qualname == imp.name]
         return out
 
@@ -265,7 +265,7 @@ class Resolver:
         for file in self._files_of(imp, importer, language):
             defs = self.definitions(file)
             wanted = imp.name if imp.name and imp.name != "*" else None
-            is_module = wanted is None or module_names(self.rel(file))[0] == wanted
+            is_module = wanted is None or _module_of(self.rel(file)) == wanted
             if not is_module:
                 hits = [d for d in defs if d.qualname == wanted]
                 for d in hits[:1]:
@@ -318,6 +318,12 @@ def resolver_for(tree: SourceTree) -> Resolver:
         if found is None:
             found = _RESOLVERS[tree] = Resolver(tree)
         return found
+
+
+def _module_of(rel: str) -> str | None:
+    """A Python file's own module name (``pkg/io.py`` -> ``io``); None for other files."""
+    names = module_names(rel)
+    return names[0] if names else None
 
 
 def _inside(d: Definition, window: tuple[int, int]) -> bool:

@@ -227,3 +227,25 @@ def test_crossfile_targets_cut_at_a_name_the_prompt_does_not_show() -> None:
     assert not any("json.dumps" in t.text for t in targets)  # json is not the repository's
     assert not any("near = " in t.text for t in targets)  # unit_price is shown above
     assert targets == select_crossfile_targets(files, 10, seed=0)
+
+
+def test_go_names_resolve_by_definition_and_js_imports_by_file(tmp_path: Path) -> None:
+    (tmp_path / "server.go").write_text(
+        "package web\n\n// NewServer makes a server.\nfunc NewServer(addr string) *Server {\n"
+        "\treturn &Server{addr: addr}\n}\n\ntype Server struct {\n\taddr string\n}\n")
+    main = ("package web\n\nfunc run() {\n" + "\tx := 1\n" * 80 + "\ts := NewServer(\":80\")\n"
+            "\t_ = s\n}\n")
+    (tmp_path / "main.go").write_text(main)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "price.ts").write_text(
+        "export function unitPrice(sku: string): number {\n  return 0;\n}\n")
+    app = "import { unitPrice } from './lib/price';\n\n" + "const a = 1;\n" * 80 + \
+        "function total(): number {\n  return unitPrice('x');\n}\n"
+    (tmp_path / "app.ts").write_text(app)
+    resolver = resolver_for(SourceTree(str(tmp_path)))
+    row = main.split("\n").index("\ts := NewServer(\":80\")")
+    found = resolver.around(str(tmp_path / "main.go"), main, "go", row, (row - 5, row + 5))
+    assert ("NewServer", "by name") in [(f.definition.name, f.via) for f in found]
+    row = app.split("\n").index("  return unitPrice('x');")
+    found = resolver.around(str(tmp_path / "app.ts"), app, "typescript", row, (row - 5, row + 5))
+    assert [(f.definition.name, f.via) for f in found][:1] == [("unitPrice", "import")]
