@@ -43,12 +43,17 @@ Definitions = Callable[[CursorContext, int], tuple[tuple[ContextFile, ...], int]
 
 
 def stub_of(found: Found) -> str:
+    """A full stub for a name the prompt shows in use; for one it does not, the compact
+    form (a signature; a class's header and constructor), so more such names fit."""
     d = found.definition
     if d.kind in ("class", "struct", "interface", "trait", "record", "enum"):
+        if not found.shown:
+            return class_stub(d, [m for m in found.members if m.name in ("__init__", "constructor")],
+                              compact=True)
         return class_stub(d, found.members)
     if d.kind == "constant":
         return constant_stub(d)
-    return function_stub(d)
+    return function_stub(d, compact=not found.shown)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from indexer.languages import language_for_path
@@ -60,6 +60,9 @@ class Found:
     """Lines between the cursor and the nearest use of the name (0: the cursor's line)."""
     members: tuple[Definition, ...] = ()
     """For a class: its methods and attributes (same file)."""
+    shown: bool = True
+    """Whether the prompt window shows the name in use (else a compact stub serves: the
+    model mostly needs to know that the name exists and how to call it)."""
 
 
 @lru_cache(maxsize=64)
@@ -143,7 +146,7 @@ class Resolver:
         out: list[Found] = []
         seen: set[tuple[str, int]] = set()
 
-        ranked = _names_by_priority(lines, line, window, set(imports))
+        ranked, shown = _names_by_priority(lines, line, window, set(imports))
         near = dict(ranked)
         bases: list[Found] = []
 
@@ -153,7 +156,7 @@ class Resolver:
                 return
             seen.add(key)
             out.append(Found(found.definition, found.via, found.distance,
-                             _rank_members(found.members, near)))
+                             _rank_members(found.members, near), found.shown))
             if found.definition.kind == "class":
                 bases.extend(self._bases(found))
 
@@ -164,31 +167,32 @@ class Resolver:
         for name, distance in ranked:
             if len(out) >= MAX_FOUND:
                 break
+            visible = name in shown or distance <= NEAR_LINES
             if "." in name:  # `module.member`, where `module` is imported
                 head, member = name.split(".", 1)
                 for found in self._imported(imports[head], path, language, lines, head,
                                             distance, member):
-                    add(found)
+                    add(replace(found, shown=visible))
                 continue
             local = [d for d in here if d.name == name and d.qualname == name]
             if local:
                 d = local[0]
                 if not _inside(d, window) and d is not enclosing:
-                    add(Found(d, "same file", distance, _members(here, d)))
+                    add(Found(d, "same file", distance, _members(here, d), visible))
                 continue
             imp = imports.get(name)
             if imp is not None:
                 for found in self._imported(imp, path, language, lines, name, distance):
-                    add(found)
+                    add(replace(found, shown=visible))
                 continue
             for imp in stars:
                 for found in self._imported(Import(name, imp.module, name, imp.level), path,
                                             language, lines, name, distance):
-                    add(found)
+                    add(replace(found, shown=visible))
             if language in BY_NAME_LANGUAGES and name[:1].isupper() or language in BY_NAME_LANGUAGES \
                     and _is_called(lines, name):
                 for found in self._by_name(name, path, distance):
-                    add(found)
+                    add(replace(found, shown=visible))
         while bases and len(out) < MAX_FOUND:  # bases after everything named in the file
             add(bases.pop(0))
         return out
@@ -366,7 +370,7 @@ def _uses_self(lines: list[str], line: int) -> bool:
 
 def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
                        imported: set[str] = frozenset()  # type: ignore[assignment]
-                       ) -> list[tuple[str, int]]:
+                       ) -> tuple[list[tuple[str, int]], set[str]]:
     """The file's identifiers (not keywords or builtins) with the distance in lines from
     ``line`` to their nearest occurrence, in the order they are worth resolving: those
     used within ``NEAR_LINES`` of the cursor (the calls being written), then those the
@@ -393,7 +397,7 @@ def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
         group = 0 if distance <= NEAR_LINES else 1 if name not in shown else 2
         return (group, distance, name)
 
-    return sorted(best.items(), key=tier)
+    return sorted(best.items(), key=tier), shown
 
 
 def _is_called(lines: list[str], name: str) -> bool:

@@ -44,11 +44,12 @@ def _indent(text: str, by: str) -> str:
     return "\n".join(by + line if line else line for line in text.split("\n"))
 
 
-def function_stub(definition: Definition, indent: str = "") -> str:
+def function_stub(definition: Definition, indent: str = "", compact: bool = False) -> str:
+    """Signature and first docstring line (``compact``: the signature alone)."""
     signature = definition.signature
     if definition.language != "python":
         return _indent(signature, indent)
-    doc = doc_line(definition)
+    doc = "" if compact else doc_line(definition)
     body = f'\n{indent}    """{doc}"""\n{indent}    ...' if doc else " ..."
     return _indent(signature, indent) + ":" + body
 
@@ -78,14 +79,18 @@ def _class_fields(text: str) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def class_stub(definition: Definition, members: Sequence[Definition]) -> str:
-    """``definition`` (a class) with its fields, attributes and method signatures."""
+def class_stub(definition: Definition, members: Sequence[Definition], compact: bool = False) -> str:
+    """``definition`` (a class) with its fields, attributes and method signatures
+    (``compact``: without docstrings, fields and attributes)."""
     python = definition.language == "python"
     lines = [definition.signature + (":" if python else "")]
-    doc = doc_line(definition)
+    doc = "" if compact else doc_line(definition)
     if doc:
         lines.append(f'    """{doc}"""')
-    lines += [f"    {field}" for field in class_fields(definition)]
+    if not compact:
+        lines += [f"    {field}" for field in class_fields(definition)]
+    if compact:
+        members = [m for m in members if m.kind != "attribute"]
     methods = [m for m in members if m.kind != "attribute"][:MAX_MEMBERS]
     attributes = [m for m in members if m.kind == "attribute"][:MAX_MEMBERS]
     for method in methods:
@@ -94,7 +99,7 @@ def class_stub(definition: Definition, members: Sequence[Definition]) -> str:
             lines.append(_indent(method.signature, "    ") + ":")
             lines += [f"        {' '.join(a.signature.split())[:MAX_LINE]}" for a in own]
         else:
-            lines.append(function_stub(method, "    "))
+            lines.append(function_stub(method, "    ", compact))
     if python and len(lines) == 1:
         lines.append("    ...")
     return "\n".join(lines)
