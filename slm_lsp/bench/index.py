@@ -34,6 +34,8 @@ from indexer import persist
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import IndexStats, RepoIndex
 
+from .machine import cpu_model
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / ".bench"
 DEFAULT_DEVSET = REPO.parent / "shared" / "bench" / "devset.toml"
@@ -152,17 +154,6 @@ def bench_package(package: Package, embedder: SentenceTransformerEmbedder) -> Re
     sys.stderr.write(f"{package.name}: {cold.files} files, {cold.chunks} chunks, "
                      f"cold {cold.seconds:.1f}s, unchanged {warm.seconds:.2f}s\n")
     return result
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, else what platform reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _mib(size: int) -> str:

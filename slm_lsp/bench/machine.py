@@ -8,8 +8,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .index import cpu_model
-
 BUSY_LOAD = 0.5
 """A 1-minute load average at or above this before the run means other work was running."""
 
@@ -76,3 +74,14 @@ def is_busy(machine_info: dict[str, Any]) -> bool:
     """True when other work was running as the run started."""
     load = machine_info.get("load_start")
     return bool(load and load[0] >= BUSY_LOAD)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

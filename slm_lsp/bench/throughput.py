@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,19 +26,10 @@ from ..backends.kv import KVCache
 from ..backends.llama import LlamaBackend
 from ..backends.native import cpu_variants, system_info
 from ..models import DEFAULT_MODEL, installed_path, known
+from .machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = ROOT / "slm_lsp" / "backends" / "kv.py"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed_eval(backend: LlamaBackend, tokens: list[int], step: int, repeat: int) -> float:
