@@ -48,9 +48,9 @@ class CompletionSettings:
     """Upper bound on generated tokens per suggestion."""
     max_lines: int = 8
     """Most lines in a multi-line suggestion (only offered where a block opens)."""
-    max_prefix_tokens: int = 512
+    max_prefix_tokens: int = 1536
     """Budget for the text before the cursor."""
-    max_suffix_tokens: int = 64
+    max_suffix_tokens: int = 256
     """Budget for the text after the cursor."""
     timeout_ms: int = 8000
     """Give up on a suggestion after this long and return nothing."""

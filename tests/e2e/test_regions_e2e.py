@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
 
 SETTINGS = {"completion": {"warmRegions": 3, "timeoutMs": 120000, "maxPrefixTokens": 1536,
                            "maxSuffixTokens": 256}, "index": {"enabled": False}}
-"""With the budgets before issue 18 (the defaults are 512 and 64): region warm-ups pay most
-with long prompts, and this test's rows and bounds were set for 64-line bands."""
+"""Budgets pinned at the defaults they were set for (1,536/256): region warm-ups pay most
+with long prompts, and this test's rows and bounds assume 64-line bands."""
 CURSOR = 700
 """Where the editor reports the cursor in jinja2/compiler.py (about 2,000 lines)."""
 

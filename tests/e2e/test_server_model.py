@@ -166,8 +166,8 @@ async def test_a_reported_cursor_is_ready_when_typing_starts_there(client: Langu
 async def test_coming_back_after_a_far_jump_reads_the_saved_state(client: LanguageClient):
     """A far jump saves the model state of the place left (`slm.model.kvSnapshots`); the
     first request back near it reads that state instead of evaluating the prompt again."""
-    # The budgets before issue 18 (the defaults are 512 and 64): a saved state pays when a
-    # prompt is long; with the default budgets a cold place costs about as much as reading one.
+    # Budgets pinned at the defaults this bound was set for (1,536/256): a saved state pays
+    # when a prompt is long; with 512/64 a cold place costs about as much as reading one.
     configure(client, {"maxPrefixTokens": 1536, "maxSuffixTokens": 256})
     await asyncio.sleep(0.5)
     path = real_file().with_name("parser.py")  # no other test completes in it

@@ -24,8 +24,8 @@ from slm_lsp.settings import CompletionSettings
 from tests.e2e.conftest import model_installed, real_file  # noqa: F401 - fixture
 
 LONG = CompletionSettings(max_prefix_tokens=1536, max_suffix_tokens=256)
-"""The budgets before issue 18 (the defaults are 512 and 64), which these rows and bounds
-were chosen for: the reuse mechanisms matter most with long prompts."""
+"""Budgets pinned at the defaults these rows and bounds were chosen for (1,536/256): the
+reuse mechanisms matter most with long prompts."""
 ROWS = (514, 516, 525, 538, 534, 556, 560, 565, 572)
 """Cursor lines in jinja2/utils.py, in the order visited: down, up, and past the window edges."""
 
