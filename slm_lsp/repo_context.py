@@ -26,7 +26,7 @@ from prompts.fim import ContextFile
 
 from .context import CursorContext
 from .retrieval import IndexRetriever, uri_path
-from .symbols.resolve import Found, Resolver
+from .symbols.resolve import CLASS_KINDS, Found, Resolver
 from .symbols.stubs import class_stub, constant_stub, function_stub
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def stub_of(found: Found) -> str:
     """A full stub for a name the prompt shows in use; for one it does not, the compact
     form (a signature; a class's header and constructor), so more such names fit."""
     d = found.definition
-    if d.kind in ("class", "struct", "interface", "trait", "record", "enum"):
+    if d.kind in CLASS_KINDS:
         if not found.shown:
             return class_stub(d, [m for m in found.members if m.name in ("__init__", "constructor")],
                               compact=True)
@@ -60,8 +60,6 @@ def stub_of(found: Found) -> str:
 class ContextStats:
     calls: int = 0
     hits: int = 0
-    last_ms: float = 0.0
-    ms: list[float] | None = None
 
 
 class DefinitionContext:
@@ -71,15 +69,11 @@ class DefinitionContext:
                  cache_size: int = 64) -> None:
         self.resolver = resolver
         self.count_tokens = count_tokens
-        self.stats = ContextStats(ms=[])
+        self.stats = ContextStats()
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[ContextFile, ...], int]] = \
             OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._cache.clear()
 
     def __call__(self, ctx: CursorContext, token_budget: int) -> tuple[tuple[ContextFile, ...], int]:
         """(context files, tokens used) for ``ctx``."""
@@ -102,10 +96,6 @@ class DefinitionContext:
         result = self.pack(found, token_budget)
         elapsed = (time.perf_counter() - start) * 1000
         with self._lock:
-            self.stats.last_ms = elapsed
-            assert self.stats.ms is not None
-            self.stats.ms.append(elapsed)
-            del self.stats.ms[:-1000]
             self._cache[key] = result
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)

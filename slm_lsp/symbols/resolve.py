@@ -37,6 +37,8 @@ KNOWN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
     "self", "cls", "this", "super", "true", "false", "null", "nil", "None", "int", "str",
     "string", "void", "const", "let", "var", "func", "return", "import", "from", "new"}
 BY_NAME_LANGUAGES = frozenset({"go", "rust", "java"})
+CLASS_KINDS = frozenset({"class", "struct", "interface", "trait", "record", "enum"})
+"""Definition kinds that have members (a stub lists them)."""
 NEAR_LINES = 3
 """Names used this close to the cursor come first: the calls being written."""
 MAX_FOUND = 60
@@ -339,12 +341,11 @@ def _owner_class(defs: list[Definition], function: Definition | None) -> Definit
     if function is None or "." not in function.qualname:
         return None
     owner = function.qualname.rsplit(".", 1)[0]
-    return next((d for d in defs if d.qualname == owner and d.kind in (
-        "class", "struct", "interface", "trait", "record", "enum")), None)
+    return next((d for d in defs if d.qualname == owner and d.kind in CLASS_KINDS), None)
 
 
 def _members(defs: Iterable[Definition], d: Definition) -> tuple[Definition, ...]:
-    if d.kind not in ("class", "struct", "interface", "trait", "record", "enum"):
+    if d.kind not in CLASS_KINDS:
         return ()
     prefix = d.qualname + "."
     return tuple(m for m in defs if m.qualname.startswith(prefix)
