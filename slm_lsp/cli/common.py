@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -54,3 +55,11 @@ def model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="known model name (see `slm-lsp model list`)")
     p.add_argument("--model-path", help="any GGUF file with FIM tokens")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+
+
+def find_root(file: Path) -> Path:
+    """The nearest folder above ``file`` holding `.git`, else the file's folder."""
+    for folder in file.resolve().parents:
+        if (folder / ".git").exists():
+            return folder
+    return file.resolve().parent

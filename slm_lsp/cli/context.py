@@ -16,15 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import model_options, settings_from_args, setup_logging
-
-
-def find_root(path: Path) -> Path:
-    """The nearest folder above ``path`` holding `.git`, else the file's folder."""
-    for folder in path.resolve().parents:
-        if (folder / ".git").exists():
-            return folder
-    return path.resolve().parent
+from .common import find_root, model_options, settings_from_args, setup_logging
 
 
 def cmd_context(args: argparse.Namespace) -> int:

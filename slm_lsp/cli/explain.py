@@ -12,14 +12,6 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _find_root(file: Path) -> Path:
-    """The nearest folder above ``file`` holding `.git`, else the file's folder."""
-    for folder in file.resolve().parents:
-        if (folder / ".git").exists():
-            return folder
-    return file.resolve().parent
-
-
 def _write(text: str) -> None:
     sys.stdout.write(text + "\n")
 
@@ -36,7 +28,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..paths import workspace_dir
     from ..runtime import load_llama
     from ..symbols import SourceTree
-    from .common import settings_from_args, setup_logging
+    from .common import find_root, settings_from_args, setup_logging
 
     setup_logging(args.log_level)
     file = Path(args.file).resolve()
@@ -45,7 +37,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         sys.stderr.write(f"error: cannot read {file}: {exc}\n")
         return 2
-    root = Path(args.root).resolve() if args.root else _find_root(file)
+    root = Path(args.root).resolve() if args.root else find_root(file)
     settings = settings_from_args(args)
     explain = settings.explain
     if args.explain_model or args.explain_model_path:
