@@ -109,10 +109,15 @@ export async function openWorkbench(url) {
   return { browser, page };
 }
 
+/** Presses ``key`` and waits for the quick input box it opens (Quick Open, Go to Line...). */
+async function quickInput(page, key) {
+  await page.keyboard.press(key);
+  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input');
+}
+
 /** Opens `relative` through Quick Open and waits for its editor. */
 export async function openFile(page, relative) {
-  await page.keyboard.press('Control+P');
-  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input');
+  await quickInput(page, 'Control+P');
   await page.keyboard.type(relative);
   await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${path.basename(relative)}"]`);
   await page.keyboard.press('Enter');
@@ -122,8 +127,7 @@ export async function openFile(page, relative) {
 
 /** Moves the cursor to a 1-based line (and column) with Go to Line. */
 export async function goTo(page, line, column) {
-  await page.keyboard.press('Control+G');
-  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input');
+  await quickInput(page, 'Control+G');
   await page.keyboard.type(column ? `${line}:${column}` : String(line));
   await page.keyboard.press('Enter');
   await page.waitForSelector('.monaco-editor.focused');
@@ -131,8 +135,7 @@ export async function goTo(page, line, column) {
 
 /** Runs a command from the Command Palette by its label. */
 export async function runCommand(page, label) {
-  await page.keyboard.press('Control+Shift+P');
-  await page.waitForSelector('.quick-input-widget:not([style*="display: none"]) input');
+  await quickInput(page, 'Control+Shift+P');
   await page.keyboard.type(label);
   await page.waitForSelector(`.quick-input-list .monaco-list-row[aria-label*="${label}"]`);
   await page.keyboard.press('Enter');
