@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from .backends.base import BackendError, ModelBackend
 from .engine import CompletionEngine, Retriever
-from .settings import ModelSettings, Settings
+from .settings import BackendSettings, ModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
 StateListener = Callable[[str, str], None]
-"""Called with (state, message); state is loading, ready, error or disabled."""
+"""Called with (state, message); state is loading, ready, error, disabled or warning
+(the model works, but not as configured: the on-prem server was refused or failed)."""
 
 BackendFactory = Callable[[ModelSettings], ModelBackend]
 
@@ -38,6 +39,37 @@ def load_llama(settings: ModelSettings) -> ModelBackend:
         path, n_ctx=settings.context_size, n_batch=settings.batch_size,
         n_threads=settings.threads, splice=settings.kv_splice, snapshots=settings.kv_snapshots,
     )
+
+
+def with_server(settings: BackendSettings, local: ModelBackend,
+                notify: Callable[[str, str], None]) -> ModelBackend:
+    """``local``, or the configured on-prem server with ``local`` behind it.
+
+    A URL whose host is not allowed is refused here, before any name lookup or
+    connection; the user hears why (``notify("refused", ...)``) and gets ``local``.
+    """
+    if settings.kind != "openai":
+        return local
+    from .backends.fallback import Breaker, FallbackBackend
+    from .backends.hosts import check_url
+    from .backends.openai import OpenAIBackend
+
+    try:
+        if not settings.url:
+            raise BackendError("slm.backend.kind is openai but slm.backend.url is empty; "
+                               "completions use the local model")
+        endpoint = check_url(settings.url)
+    except BackendError as exc:
+        log.warning("on-prem server not used: %s", exc)
+        notify("refused", str(exc))
+        return local
+
+    def remote() -> OpenAIBackend:
+        return OpenAIBackend(endpoint, settings.model, settings.fim,
+                             connect_timeout_s=settings.connect_timeout_ms / 1000,
+                             read_timeout_s=settings.read_timeout_ms / 1000)
+
+    return FallbackBackend(remote, local, Breaker(retry_s=settings.retry_after_s), notify)
 
 
 @dataclass
@@ -67,7 +99,7 @@ class ModelHost:
         self._error: str | None = None
         self._ready = threading.Event()
         self._generation = 0
-        self._target: ModelSettings | None = None
+        self._target: tuple[ModelSettings, BackendSettings] | None = None
         self._settings = Settings()
         self.state = "loading"
         self.message = "loading the model"
@@ -84,11 +116,11 @@ class ModelHost:
         """Apply settings; start a (re)load only if the model section changed (or ``force``)."""
         with self._lock:
             self._settings = settings
-            if not force and self._target == settings.model:
+            if not force and self._target == (settings.model, settings.backend):
                 if self._loaded is not None:
                     self._apply_engine_settings(self._loaded, settings)
                 return None
-            self._target = settings.model
+            self._target = (settings.model, settings.backend)
             self._generation += 1
             generation = self._generation
             self._ready.clear()
@@ -106,7 +138,8 @@ class ModelHost:
     def _load(self, settings: Settings, generation: int) -> None:
         self._set_state("loading", "loading the model")
         try:
-            backend = self._factory(settings.model)
+            backend = with_server(settings.backend, self._factory(settings.model),
+                                  self._on_server)
             engine = CompletionEngine(
                 backend, settings.completion, n_ctx=settings.model.context_size,
                 retriever=self._retriever,
@@ -140,7 +173,12 @@ class ModelHost:
             self._ready.set()
         if old is not None:
             old.backend.close()
-        self._set_state("ready", f"model {backend.name} ready")
+        if not getattr(backend, "problem", None):
+            self._set_state("ready", f"model {backend.name} ready")
+
+    def _on_server(self, change: str, message: str) -> None:
+        """The on-prem server was refused, failed (the local model answers) or is back."""
+        self._set_state("warning" if change in ("refused", "fallback") else "ready", message)
 
     @property
     def settled(self) -> bool:

@@ -99,6 +99,9 @@ class SlmServer(LanguageServer):
     def _on_model_state(self, state: str, message: str) -> None:
         if state == "error":  # before the status: a client that sees the state has the message
             self.show(message, types.MessageType.Error)
+        elif state == "warning":  # the model works, but not as configured (on-prem server)
+            self.show(message, types.MessageType.Warning)
+            state = "ready"
         self.status(state, message)
 
     # -- requests ---------------------------------------------------------------------

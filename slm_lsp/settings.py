@@ -39,6 +39,26 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """Where the model runs: in this process, or on your team's own inference server."""
+
+    kind: str = "local"
+    """local (the model above, in this process) or openai (an OpenAI-compatible server you run)."""
+    url: str = ""
+    """API base URL, e.g. http://127.0.0.1:8080/v1; a non-loopback host must be in your allowed_hosts."""
+    model: str = ""
+    """The served model's name, sent with every request (empty: the server's default)."""
+    fim: str = "auto"
+    """The served model's FIM tokens: auto, qwen2.5-coder, starcoder, deepseek-coder, codellama, codestral."""
+    connect_timeout_ms: int = 1000
+    """Give up connecting to the server after this long and use the local model."""
+    read_timeout_ms: int = 3000
+    """Use the local model when the server sends nothing for this long (first token included)."""
+    retry_after_s: int = 30
+    """After a failure, seconds on the local model before trying the server again (doubling, at most 300)."""
+
+
+@dataclass(frozen=True)
 class CompletionSettings:
     """Inline completion."""
 
@@ -100,6 +120,8 @@ class Settings:
 
     model: ModelSettings = field(default_factory=ModelSettings)
     """The completion model."""
+    backend: BackendSettings = field(default_factory=BackendSettings)
+    """An on-prem inference server (optional)."""
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     """Inline completion."""
     index: IndexSettings = field(default_factory=IndexSettings)
@@ -116,6 +138,13 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "model.context_size": (lambda v: 512 <= v <= 131072, "between 512 and 131072"),
     "model.batch_size": (lambda v: 8 <= v <= 8192, "between 8 and 8192"),
     "model.kv_snapshots": (lambda v: 0 <= v <= 64, "between 0 and 64"),
+    "backend.kind": (lambda v: v in ("local", "openai"), "one of local, openai"),
+    "backend.fim": (lambda v: v in ("auto", "qwen2.5-coder", "starcoder", "deepseek-coder",
+                                    "codellama", "codestral"),
+                    "one of auto, qwen2.5-coder, starcoder, deepseek-coder, codellama, codestral"),
+    "backend.connect_timeout_ms": (lambda v: 50 <= v <= 60000, "between 50 and 60000"),
+    "backend.read_timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
+    "backend.retry_after_s": (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
     "completion.max_tokens": (lambda v: 1 <= v <= 1024, "between 1 and 1024"),
     "completion.max_lines": (lambda v: 1 <= v <= 200, "between 1 and 200"),
     "completion.max_prefix_tokens": (lambda v: 16 <= v <= 65536, "between 16 and 65536"),

@@ -134,10 +134,14 @@ class Explainer:
                   cancel: threading.Event | None, budget_s: float | None
                   ) -> tuple[str, bool, bool]:
         """Raw model text, whether it ended on its own, and whether the budget cut it."""
-        segments = render_chat(backend.chat_template, messages, _special_lookup(backend))
         stop = SentenceStop(budget_s, SENTENCES.get(task, 0))
-        gen = backend.generate(segments, max_tokens=self.settings.max_tokens, stop=stop,
-                               cancel=cancel)
+        chat = getattr(backend, "chat", None)  # a server applies its own chat template
+        if callable(chat):
+            gen = chat(messages, max_tokens=self.settings.max_tokens, stop=stop, cancel=cancel)
+        else:
+            segments = render_chat(backend.chat_template, messages, _special_lookup(backend))
+            gen = backend.generate(segments, max_tokens=self.settings.max_tokens, stop=stop,
+                                   cancel=cancel)
         timed_out = stop.timed_out
         log.info("explained in %.0f+%.0f ms (%d prompt tokens, %d reused, %d generated, %s)",
                  gen.prompt_ms, gen.generate_ms, gen.n_prompt, gen.n_reused, gen.n_generated,
