@@ -290,6 +290,15 @@ class CompletionEngine:
         evaluated: int = warm(prompt, cancel)
         return evaluated
 
+    def _backend_for(self, ctx: CursorContext, shape: Shape) -> ModelBackend:
+        """Where a request runs: a backend that routes (the on-prem server with the local
+        model) sends automatic single-line completions to its fast model."""
+        route = getattr(self.backend, "route", None)
+        if route is None:
+            return self.backend
+        kind = "keystroke" if not (ctx.invoked or shape.multiline) else "large"
+        return route(kind)  # type: ignore[no-any-return]
+
     def complete(self, ctx: CursorContext, cancel: threading.Event | None = None) -> Suggestion:
         """The suggestion for ``ctx``; raises ``Cancelled`` when ``cancel`` is set."""
         t0 = time.perf_counter()
@@ -324,7 +333,7 @@ class CompletionEngine:
             self.fim, prefix, suffix, path=ctx.path, repo_name=self.repo_name, context=context
         )
         max_tokens = token_limit(self.settings, shape)
-        gen = self.backend.generate(
+        gen = self._backend_for(ctx, shape).generate(
             prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel, forced=heal
         )
         text = clean(gen.text, ctx, shape)

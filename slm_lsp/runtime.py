@@ -69,7 +69,8 @@ def with_server(settings: BackendSettings, local: ModelBackend,
                              connect_timeout_s=settings.connect_timeout_ms / 1000,
                              read_timeout_s=settings.read_timeout_ms / 1000)
 
-    return FallbackBackend(remote, local, Breaker(retry_s=settings.retry_after_s), notify)
+    return FallbackBackend(remote, local, Breaker(retry_s=settings.retry_after_s), notify,
+                           keystrokes_local=settings.keystrokes == "local")
 
 
 @dataclass

@@ -50,6 +50,8 @@ class BackendSettings:
     """The served model's name, sent with every request (empty: the server's default)."""
     fim: str = "auto"
     """The served model's FIM tokens: auto, qwen2.5-coder, starcoder, deepseek-coder, codellama, codestral."""
+    keystrokes: str = "local"
+    """Where completions while typing run: local (the fast model here) or server; the rest use the server."""
     connect_timeout_ms: int = 1000
     """Give up connecting to the server after this long and use the local model."""
     read_timeout_ms: int = 3000
@@ -142,6 +144,7 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "backend.fim": (lambda v: v in ("auto", "qwen2.5-coder", "starcoder", "deepseek-coder",
                                     "codellama", "codestral"),
                     "one of auto, qwen2.5-coder, starcoder, deepseek-coder, codellama, codestral"),
+    "backend.keystrokes": (lambda v: v in ("local", "server"), "one of local, server"),
     "backend.connect_timeout_ms": (lambda v: 50 <= v <= 60000, "between 50 and 60000"),
     "backend.read_timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
     "backend.retry_after_s": (lambda v: 1 <= v <= 3600, "between 1 and 3600"),

@@ -103,11 +103,11 @@ def translate(prompt: Sequence[Segment], src: FimFamily | None,
 class FallbackBackend:
     """A remote backend (built on first use) with the local model behind it."""
 
-    can_warm = False
-
     def __init__(self, remote: Callable[[], OpenAIBackend], local: ModelBackend,
                  breaker: Breaker | None = None, notify: Notify | None = None,
-                 fim: FimFamily | None = None) -> None:
+                 fim: FimFamily | None = None, *, keystrokes_local: bool = True) -> None:
+        self.keystrokes_local = keystrokes_local
+        """Automatic keystroke completions stay on the local model (see ``route``)."""
         self._make_remote = remote
         self._remote: OpenAIBackend | None = None
         self.local = local
@@ -172,8 +172,36 @@ class FallbackBackend:
         return None
 
     def count_tokens(self, text: str) -> int:
-        remote = self._remote
-        return remote.count_tokens(text) if remote is not None else self.local.count_tokens(text)
+        """The local model's count: exact where the KV cache needs it, close for the server's
+        code tokenizer, and no round trip."""
+        return self.local.count_tokens(text)
+
+    @property
+    def can_warm(self) -> bool:
+        """Warm-ups prepare keystroke completions, which the local model serves."""
+        return self.keystrokes_local and bool(getattr(self.local, "can_warm", False))
+
+    def warm(self, prompt: Sequence[Segment], cancel: threading.Event | None = None) -> int:
+        warm = getattr(self.local, "warm", None)
+        if warm is None:
+            raise BackendError(f"{self.local.name} cannot warm regions")
+        return int(warm(translate(prompt, self._fim, self.local.fim), cancel))
+
+    def route(self, kind: str) -> ModelBackend:
+        """The backend for one request: ``keystroke`` (an automatic single-line completion)
+        goes to the local model unless keystrokes go to the server too; everything else
+        (invoked and multi-line completions, explanations) to the server first."""
+        if kind == "keystroke" and self.keystrokes_local:
+            return _LocalView(self)
+        return self
+
+    def generate_locally(self, prompt: Sequence[Segment], *, max_tokens: int,
+                         stop: StopRule | None = None, cancel: threading.Event | None = None,
+                         forced: str = "") -> Generation:
+        """``prompt`` (in the prompts' FIM tokens) completed by the local model."""
+        self.last = self.local.name
+        return self.local.generate(translate(prompt, self._fim, self.local.fim),
+                                   max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
                  cancel: threading.Event | None = None, forced: str = "") -> Generation:
@@ -188,10 +216,8 @@ class FallbackBackend:
                 self._succeeded(remote)
                 self.last = remote.name
                 return gen
-        local_prompt = translate(prompt, self._fim, self.local.fim)
-        self.last = self.local.name
-        return self.local.generate(local_prompt, max_tokens=max_tokens, stop=stop, cancel=cancel,
-                                   forced=forced)
+        return self.generate_locally(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel,
+                                     forced=forced)
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int, stop: StopRule | None = None,
              cancel: threading.Event | None = None) -> Generation:
@@ -216,7 +242,8 @@ class FallbackBackend:
         """The same server, with a second context on the local weights for explanations."""
         spawn = getattr(self.local, "spawn", None)
         local = spawn(n_ctx) if spawn is not None else self.local
-        twin = FallbackBackend(self._make_remote, local, self.breaker, self._notify, self._fim)
+        twin = FallbackBackend(self._make_remote, local, self.breaker, self._notify, self._fim,
+                               keystrokes_local=self.keystrokes_local)
         twin._remote = self._remote
         return twin
 
@@ -224,3 +251,33 @@ class FallbackBackend:
         self.local.close()
         if self._remote is not None:
             self._remote.close()
+
+
+class _LocalView:
+    """A ``FallbackBackend`` seen as its local model (what ``route`` returns for keystrokes)."""
+
+    def __init__(self, parent: FallbackBackend) -> None:
+        self._parent = parent
+
+    @property
+    def name(self) -> str:
+        return self._parent.local.name
+
+    @property
+    def fim(self) -> FimFamily | None:
+        return self._parent.fim
+
+    @property
+    def chat_template(self) -> str | None:
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        return self._parent.count_tokens(text)
+
+    def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
+                 cancel: threading.Event | None = None, forced: str = "") -> Generation:
+        return self._parent.generate_locally(prompt, max_tokens=max_tokens, stop=stop,
+                                             cancel=cancel, forced=forced)
+
+    def close(self) -> None:
+        pass  # the parent owns the model

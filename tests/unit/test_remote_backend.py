@@ -363,3 +363,38 @@ def test_backend_settings_parse_and_reject_bad_values():
     assert not problems and settings.backend.kind == "openai" and settings.backend.read_timeout_ms == 2500
     settings, problems = parse_settings({"backend": {"kind": "cloud", "fim": "gpt"}})
     assert settings.backend.kind == "local" and len(problems) == 2
+
+
+def test_keystrokes_route_to_the_local_model_and_warm_it(server):
+    script, url = server
+    local = FakeBackend("local", fim=STARCODER, can_warm=True)
+    fb = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local)
+    assert fb.route("large") is fb
+    sent = len(script.requests)
+    assert fb.route("keystroke").generate(PROMPT, max_tokens=8).text == "local"
+    assert len(script.requests) == sent and fb.last == local.name
+    assert fb.can_warm and fb.warm(PROMPT) > 0
+    assert local.warmed[-1].startswith("<fim_prefix>")  # in the local model's own tokens
+    everything = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local,
+                                 keystrokes_local=False)
+    assert everything.route("keystroke") is everything and not everything.can_warm
+
+
+def test_the_engine_routes_by_request_kind(server):
+    from slm_lsp.context import CursorContext
+    from slm_lsp.engine import CompletionEngine
+    from slm_lsp.settings import CompletionSettings
+
+    script, url = server
+    script.pieces = ["width * height"]
+    local = FakeBackend("height * width")
+    fb = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local)
+    engine = CompletionEngine(fb, CompletionSettings(token_healing=False))
+
+    def ctx(invoked: bool) -> CursorContext:
+        return CursorContext(prefix=f"def area{invoked}(width, height):\n    return ", suffix="\n",
+                             path="a.py", language="python", uri="file:///a.py", line=1,
+                             character=11, invoked=invoked)
+
+    assert engine.complete(ctx(False)).text == "height * width"
+    assert engine.complete(ctx(True)).text == "width * height"
