@@ -179,6 +179,11 @@ class ModelHost:
 
     def _on_server(self, change: str, message: str) -> None:
         """The on-prem server was refused, failed (the local model answers) or is back."""
+        if change == "served":
+            loaded = self._loaded
+            name = loaded.backend.name if loaded is not None else "the model"
+            self._set_state("ready", f"model {name} ready; {message}")
+            return
         self._set_state("warning" if change in ("refused", "fallback") else "ready", message)
 
     @property

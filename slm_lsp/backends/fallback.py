@@ -26,7 +26,8 @@ from .openai import OpenAIBackend, ServerError
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, str], None]
-"""Called with ("fallback" | "remote", message) when the serving backend changes."""
+"""Called with ("fallback" | "remote" | "served", message): the server failed, answers
+again, or another backend than before answered a request."""
 
 
 class Breaker:
@@ -115,7 +116,7 @@ class FallbackBackend:
         self._notify = notify
         self._lock = threading.Lock()
         self.last = ""
-        """Name of the backend that answered the last request."""
+        """Name of the backend that answered the last request (``served``)."""
         self.problem: str | None = None
         if fim is None:  # try the server now: its FIM tokens are the prompts' layout
             remote_now = self._remote_backend()
@@ -148,6 +149,13 @@ class FallbackBackend:
         else:
             log.info("on-prem server still failing (retry in %.0f s): %s",
                      self.breaker.wait_s, exc)
+
+    def _served(self, name: str) -> None:
+        """Record who answered; the status bar hears when that changes."""
+        if name != self.last:
+            self.last = name
+            if self._notify:
+                self._notify("served", f"last answer from {name}")
 
     def _succeeded(self, remote: OpenAIBackend) -> None:
         self.problem = None
@@ -199,7 +207,7 @@ class FallbackBackend:
                          stop: StopRule | None = None, cancel: threading.Event | None = None,
                          forced: str = "") -> Generation:
         """``prompt`` (in the prompts' FIM tokens) completed by the local model."""
-        self.last = self.local.name
+        self._served(self.local.name)
         return self.local.generate(translate(prompt, self._fim, self.local.fim),
                                    max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
 
@@ -214,7 +222,7 @@ class FallbackBackend:
                 self._failed(exc)
             else:
                 self._succeeded(remote)
-                self.last = remote.name
+                self._served(remote.name)
                 return gen
         return self.generate_locally(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel,
                                      forced=forced)
@@ -230,12 +238,12 @@ class FallbackBackend:
                 self._failed(exc)
             else:
                 self._succeeded(remote)
-                self.last = remote.name
+                self._served(remote.name)
                 return gen
         lookup = getattr(self.local, "_special_id", None)
         segments = render_chat(self.local.chat_template, messages,
                                (lambda t: lookup(t) is not None) if callable(lookup) else None)
-        self.last = self.local.name
+        self._served(self.local.name)
         return self.local.generate(segments, max_tokens=max_tokens, stop=stop, cancel=cancel)
 
     def spawn(self, n_ctx: int) -> FallbackBackend:

@@ -193,10 +193,13 @@ async def test_a_killed_server_falls_back_to_the_local_model_then_comes_back(cli
     killed = time.monotonic()
     result = await asyncio.wait_for(pending, 90)
     assert result is not None and len(result.items) == 1  # answered by the local model
-    assert time.monotonic() - killed < 30, "the fallback took longer than a cold local request"
+    # The broken stream is noticed at once, not after readTimeoutMs (60 s here): what
+    # remains is one cold local request (a few seconds on a quiet machine).
+    assert time.monotonic() - killed < 45, "the fallback waited for the read timeout"
     shown = notes(client)
     assert any(t == types.MessageType.Warning and "using the local model" in m for t, m in shown), shown
-    assert "using the local model" in states[-1]["message"], states[-1]
+    assert any("using the local model" in x["message"] for x in states), states
+    assert "last answer from qwen2.5-coder-0.5b" in states[-1]["message"], states[-1]
     print(f"fallback answer {time.monotonic() - killed:.1f} s after the kill")
 
     # The breaker is open: the next request does not wait for the dead server.
@@ -214,7 +217,7 @@ async def test_a_killed_server_falls_back_to_the_local_model_then_comes_back(cli
     result = await client.text_document_inline_completion_async(invoked(back, 1, 19))
     assert result is not None
     assert INFERENCE.requests("/v1/completions") == before + 1
-    assert f"127.0.0.1:{PORT}" in states[-1]["message"] and "ready" in states[-1]["message"]
+    assert f"last answer from served model at 127.0.0.1:{PORT}" in states[-1]["message"], states[-1]
 
 
 def _model() -> Path:

@@ -270,7 +270,8 @@ def test_fallback_answers_the_same_request_locally_and_reports_once(server):
     sent = len(script.requests)
     fb.generate(PROMPT, max_tokens=32)  # breaker open: not even tried
     assert len(script.requests) == sent
-    assert [k for k, _ in notes] == ["fallback"] and "HTTP 500" in notes[0][1]
+    assert [k for k, _ in notes] == ["served", "fallback", "served"]  # served: only on change
+    assert "HTTP 500" in notes[1][1] and notes[2][1] == f"last answer from {local.name}"
 
 
 def test_fallback_comes_back_to_the_server():
@@ -298,7 +299,7 @@ def test_fallback_comes_back_to_the_server():
     assert fb.generate(PROMPT, max_tokens=9).text == "local"  # still inside the wait
     clock.now = 5
     assert fb.generate(PROMPT, max_tokens=9).text == "remote"
-    assert notes == ["fallback", "remote"] and fb.last == "flaky"
+    assert notes == ["fallback", "served", "remote", "served"] and fb.last == "flaky"
 
 
 def test_translate_swaps_tokens_by_role_and_drops_missing_ones():
