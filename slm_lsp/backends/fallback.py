@@ -211,35 +211,35 @@ class FallbackBackend:
         return self.local.generate(translate(prompt, self._fim, self.local.fim),
                                    max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
 
+    def _from_server(self, call: Callable[[OpenAIBackend], Generation]) -> Generation | None:
+        """``call(server)`` if the breaker lets a request try it and it answers, else None."""
+        remote = self._remote_backend()
+        if remote is None:
+            return None
+        try:
+            gen = call(remote)
+        except ServerError as exc:
+            self._failed(exc)
+            return None
+        self._succeeded(remote)
+        self._served(remote.name)
+        return gen
+
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
                  cancel: threading.Event | None = None, forced: str = "") -> Generation:
-        remote = self._remote_backend()
-        if remote is not None:
-            try:
-                gen = remote.generate(translate(prompt, self._fim, remote.fim),
-                                      max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
-            except ServerError as exc:
-                self._failed(exc)
-            else:
-                self._succeeded(remote)
-                self._served(remote.name)
-                return gen
-        return self.generate_locally(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel,
-                                     forced=forced)
+        gen = self._from_server(lambda remote: remote.generate(
+            translate(prompt, self._fim, remote.fim), max_tokens=max_tokens, stop=stop,
+            cancel=cancel, forced=forced))
+        return gen or self.generate_locally(prompt, max_tokens=max_tokens, stop=stop,
+                                            cancel=cancel, forced=forced)
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int, stop: StopRule | None = None,
              cancel: threading.Event | None = None) -> Generation:
         """An explanation from the server's chat endpoint, else from the local model."""
-        remote = self._remote_backend()
-        if remote is not None:
-            try:
-                gen = remote.chat(messages, max_tokens=max_tokens, stop=stop, cancel=cancel)
-            except ServerError as exc:
-                self._failed(exc)
-            else:
-                self._succeeded(remote)
-                self._served(remote.name)
-                return gen
+        gen = self._from_server(lambda remote: remote.chat(messages, max_tokens=max_tokens,
+                                                           stop=stop, cancel=cancel))
+        if gen is not None:
+            return gen
         lookup = getattr(self.local, "_special_id", None)
         segments = render_chat(self.local.chat_template, messages,
                                (lambda t: lookup(t) is not None) if callable(lookup) else None)
