@@ -106,7 +106,8 @@ class FallbackBackend:
 
     def __init__(self, remote: Callable[[], OpenAIBackend], local: ModelBackend,
                  breaker: Breaker | None = None, notify: Notify | None = None,
-                 fim: FimFamily | None = None, *, keystrokes_local: bool = True) -> None:
+                 fim: FimFamily | None = None, *, keystrokes_local: bool = True,
+                 served: list[str] | None = None) -> None:
         self.keystrokes_local = keystrokes_local
         """Automatic keystroke completions stay on the local model (see ``route``)."""
         self._make_remote = remote
@@ -115,8 +116,8 @@ class FallbackBackend:
         self.breaker = breaker or Breaker()
         self._notify = notify
         self._lock = threading.Lock()
-        self.last = ""
-        """Name of the backend that answered the last request (``served``)."""
+        self._last = served if served is not None else [""]
+        """Name of the backend that answered the last request, shared with ``spawn``'s twin."""
         self.problem: str | None = None
         if fim is None:  # try the server now: its FIM tokens are the prompts' layout
             remote_now = self._remote_backend()
@@ -150,10 +151,15 @@ class FallbackBackend:
             log.info("on-prem server still failing (retry in %.0f s): %s",
                      self.breaker.wait_s, exc)
 
+    @property
+    def last(self) -> str:
+        """Name of the backend that answered the last request (completion or explanation)."""
+        return self._last[0]
+
     def _served(self, name: str) -> None:
         """Record who answered; the status bar hears when that changes."""
-        if name != self.last:
-            self.last = name
+        if name != self._last[0]:
+            self._last[0] = name
             if self._notify:
                 self._notify("served", f"last answer from {name}")
 
@@ -251,7 +257,7 @@ class FallbackBackend:
         spawn = getattr(self.local, "spawn", None)
         local = spawn(n_ctx) if spawn is not None else self.local
         twin = FallbackBackend(self._make_remote, local, self.breaker, self._notify, self._fim,
-                               keystrokes_local=self.keystrokes_local)
+                               keystrokes_local=self.keystrokes_local, served=self._last)
         twin._remote = self._remote
         return twin
 

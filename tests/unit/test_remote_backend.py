@@ -376,6 +376,10 @@ def test_keystrokes_route_to_the_local_model_and_warm_it(server):
     assert len(script.requests) == sent and fb.last == local.name
     assert fb.can_warm and fb.warm(PROMPT) > 0
     assert local.warmed[-1].startswith("<fim_prefix>")  # in the local model's own tokens
+    twin = fb.spawn(1024)  # explanations: the same server, breaker and record of who served
+    assert twin.breaker is fb.breaker
+    twin.chat([Message("user", "explain")], max_tokens=8)
+    assert fb.last == twin.last and fb.last.endswith(script.requests[-1][2]["Host"])
     everything = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local,
                                  keystrokes_local=False)
     assert everything.route("keystroke") is everything and not everything.can_warm
