@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prompts.explain import Message, render_chat
 from prompts.fim import FimFamily, Segment
 
 
@@ -79,3 +80,14 @@ class ModelBackend(Protocol):
     def close(self) -> None:
         """Free the model."""
         ...
+
+
+def chat_by_template(backend: ModelBackend, messages: Sequence[Message], *, max_tokens: int,
+                     stop: StopRule | None = None,
+                     cancel: threading.Event | None = None) -> Generation:
+    """An answer from a completion backend: the conversation rendered with the model's own
+    chat template (its special tokens recognised when the backend can look them up)."""
+    lookup = getattr(backend, "_special_id", None)
+    is_special = (lambda text: lookup(text) is not None) if callable(lookup) else None
+    segments = render_chat(backend.chat_template, messages, is_special)
+    return backend.generate(segments, max_tokens=max_tokens, stop=stop, cancel=cancel)

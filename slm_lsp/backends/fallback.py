@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from prompts.explain import Message, render_chat
+from prompts.explain import Message
 from prompts.fim import FimFamily, Segment
 
-from .base import BackendError, Generation, ModelBackend, StopRule
+from .base import BackendError, Generation, ModelBackend, StopRule, chat_by_template
 from .openai import OpenAIBackend, ServerError
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,6 @@ class Breaker:
         self._lock = threading.Lock()
         self._open_until: float | None = None
         self._wait = retry_s
-        self.failures = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._open_until is not None
 
     @property
     def wait_s(self) -> float:
@@ -65,7 +60,6 @@ class Breaker:
     def failed(self) -> bool:
         """Record a failure; True if the breaker was closed until now."""
         with self._lock:
-            self.failures += 1
             was_closed = self._open_until is None
             if not was_closed:
                 self._wait = min(self._wait * 2, self.max_retry_s)
@@ -246,11 +240,9 @@ class FallbackBackend:
                                                            stop=stop, cancel=cancel))
         if gen is not None:
             return gen
-        lookup = getattr(self.local, "_special_id", None)
-        segments = render_chat(self.local.chat_template, messages,
-                               (lambda t: lookup(t) is not None) if callable(lookup) else None)
         self._served(self.local.name)
-        return self.local.generate(segments, max_tokens=max_tokens, stop=stop, cancel=cancel)
+        return chat_by_template(self.local, messages, max_tokens=max_tokens, stop=stop,
+                                cancel=cancel)
 
     def spawn(self, n_ctx: int) -> FallbackBackend:
         """The same server, with a second context on the local weights for explanations."""

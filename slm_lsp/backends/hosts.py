@@ -105,12 +105,13 @@ def check_url(url: str) -> Endpoint:
                            "put an API key in the SLM_LSP_API_KEY environment variable")
     host = parts.hostname.lower().rstrip(".")
     if not is_loopback(host):
-        allowed, _problem = allowed_hosts()
+        allowed, problem = allowed_hosts()
         if host not in allowed:
             raise HostNotAllowed(
                 f"slm.backend.url points at {host}, which is not an allowed host, so no code "
                 f"was sent there. Only loopback and the hosts you list yourself are used: add "
                 f'allowed_hosts = ["{host}"] to {user_config_file()} or set '
-                f"{ENV_ALLOWED}={host}. Completions use the local model meanwhile.")
+                f"{ENV_ALLOWED}={host}. Completions use the local model meanwhile."
+                + (f" ({problem})" if problem else ""))
     default_port = 443 if parts.scheme == "https" else 80
     return Endpoint(parts.scheme, host, port or default_port, parts.path.rstrip("/"))

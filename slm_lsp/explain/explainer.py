@@ -8,12 +8,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prompts.explain import Message, prompt_version, render_chat, task_messages
+from prompts.explain import Message, prompt_version, task_messages
 
-from ..backends.base import BackendError, Cancelled, ModelBackend
+from ..backends.base import BackendError, Cancelled, ModelBackend, chat_by_template
 from ..settings import ExplainSettings
 from ..symbols import (
     WORD_RE,
@@ -45,11 +44,6 @@ class Explanation:
     problem: str | None = None
     timed_out: bool = False
     """The generation budget ran out (the text holds the sentences finished by then)."""
-
-
-def _special_lookup(backend: ModelBackend) -> Callable[[str], bool] | None:
-    lookup = getattr(backend, "_special_id", None)
-    return (lambda text: lookup(text) is not None) if callable(lookup) else None
 
 
 class Explainer:
@@ -139,9 +133,8 @@ class Explainer:
         if callable(chat):
             gen = chat(messages, max_tokens=self.settings.max_tokens, stop=stop, cancel=cancel)
         else:
-            segments = render_chat(backend.chat_template, messages, _special_lookup(backend))
-            gen = backend.generate(segments, max_tokens=self.settings.max_tokens, stop=stop,
-                                   cancel=cancel)
+            gen = chat_by_template(backend, messages, max_tokens=self.settings.max_tokens,
+                                   stop=stop, cancel=cancel)
         timed_out = stop.timed_out
         log.info("explained in %.0f+%.0f ms (%d prompt tokens, %d reused, %d generated, %s)",
                  gen.prompt_ms, gen.generate_ms, gen.n_prompt, gen.n_reused, gen.n_generated,

@@ -334,7 +334,7 @@ def test_other_hosts_need_the_users_allow_list(tmp_path, monkeypatch):
     ep = check_url("https://inference.example.invalid/v1/")
     assert (ep.scheme, ep.port, ep.base_path) == ("https", 443, "/v1")
     (tmp_path / "config.toml").write_text("allowed_hosts = [")  # broken file: nothing allowed
-    with pytest.raises(HostNotAllowed):
+    with pytest.raises(HostNotAllowed, match="could not be read"):  # and the user hears why
         check_url("http://inference.example.invalid:8000/v1")
     monkeypatch.setenv("SLM_LSP_ALLOWED_HOSTS", "gpu1.corp, inference.example.invalid")
     assert check_url("http://inference.example.invalid:8000/v1").port == 8000
