@@ -291,8 +291,8 @@ class CompletionEngine:
         return evaluated
 
     def _backend_for(self, ctx: CursorContext, shape: Shape) -> ModelBackend:
-        """Where a request runs: a backend that routes (the on-prem server with the local
-        model) sends automatic single-line completions to its fast model."""
+        """Where a request runs: a backend that routes (a small and a large model, see
+        ``backends.router``) sends automatic single-line completions to its fast model."""
         route = getattr(self.backend, "route", None)
         if route is None:
             return self.backend
@@ -340,6 +340,10 @@ class CompletionEngine:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("generated %d tokens (%s): %r -> %r", gen.n_generated, gen.stop_reason,
                       gen.text, text)
+        log.info("suggestion for %s:%d by %s (mean logprob %s%s)", ctx.path, ctx.line,
+                 getattr(self.backend, "last", "") or self.backend.name,
+                 "none" if gen.mean_logprob is None else f"{gen.mean_logprob:.3f}",
+                 ", escalated" if "escalated_logprob" in gen.timings else "")
         self.cache.put(ctx.prefix, ctx.suffix, text, shape)
         t3 = time.perf_counter()
         return Suggestion(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .backends.base import BackendError, ModelBackend
 from .engine import CompletionEngine, Retriever
@@ -41,15 +41,37 @@ def load_llama(settings: ModelSettings) -> ModelBackend:
     )
 
 
+def with_large(settings: BackendSettings, local: ModelBackend,
+               notify: Callable[[str, str], None],
+               load: Callable[[str], ModelBackend] | None = None) -> ModelBackend:
+    """``local`` alone, or a ``Router`` between it and a large model: the configured
+    on-prem server (with ``local`` behind it), else the local ``large_model`` (``load``
+    loads a known model by name). A large model that cannot be used is reported
+    (``notify("refused", ...)``) and ``local`` serves everything."""
+    from .backends.router import Router
+
+    large = with_server(settings, local, notify)
+    if large is None and settings.large_model and load is not None:
+        try:
+            large = load(settings.large_model)
+        except BackendError as exc:
+            log.warning("large model not used: %s", exc)
+            notify("refused", f"slm.backend.largeModel {settings.large_model!r} is not used: {exc}")
+    if large is None:
+        return local
+    return Router(local, large, keystrokes_small=settings.keystrokes == "local",
+                  escalate_below=settings.escalate_below, notify=notify)
+
+
 def with_server(settings: BackendSettings, local: ModelBackend,
-                notify: Callable[[str, str], None]) -> ModelBackend:
-    """``local``, or the configured on-prem server with ``local`` behind it.
+                notify: Callable[[str, str], None]) -> ModelBackend | None:
+    """The configured on-prem server with ``local`` behind it, or None.
 
     A URL whose host is not allowed is refused here, before any name lookup or
-    connection; the user hears why (``notify("refused", ...)``) and gets ``local``.
+    connection; the user hears why (``notify("refused", ...)``) and gets None.
     """
     if settings.kind != "openai":
-        return local
+        return None
     from .backends.fallback import Breaker, FallbackBackend
     from .backends.hosts import check_url
     from .backends.openai import OpenAIBackend
@@ -62,15 +84,14 @@ def with_server(settings: BackendSettings, local: ModelBackend,
     except BackendError as exc:
         log.warning("on-prem server not used: %s", exc)
         notify("refused", str(exc))
-        return local
+        return None
 
     def remote() -> OpenAIBackend:
         return OpenAIBackend(endpoint, settings.model, settings.fim,
                              connect_timeout_s=settings.connect_timeout_ms / 1000,
                              read_timeout_s=settings.read_timeout_ms / 1000)
 
-    return FallbackBackend(remote, local, Breaker(retry_s=settings.retry_after_s), notify,
-                           keystrokes_local=settings.keystrokes == "local")
+    return FallbackBackend(remote, local, Breaker(retry_s=settings.retry_after_s), notify)
 
 
 @dataclass
@@ -139,8 +160,8 @@ class ModelHost:
     def _load(self, settings: Settings, generation: int) -> None:
         self._set_state("loading", "loading the model")
         try:
-            backend = with_server(settings.backend, self._factory(settings.model),
-                                  self._on_server)
+            backend = with_large(settings.backend, self._factory(settings.model),
+                                 self._on_server, self._large_loader(settings.model))
             engine = CompletionEngine(
                 backend, settings.completion, n_ctx=settings.model.context_size,
                 retriever=self._retriever,
@@ -176,6 +197,11 @@ class ModelHost:
             old.backend.close()
         if not getattr(backend, "problem", None):
             self._set_state("ready", f"model {backend.name} ready")
+
+    def _large_loader(self, model: ModelSettings) -> Callable[[str], ModelBackend]:
+        """Loads a known model by name, as the large model beside ``model`` (no warm-ups,
+        so no saved states)."""
+        return lambda name: self._factory(replace(model, name=name, path="", kv_snapshots=0))
 
     def _on_server(self, change: str, message: str) -> None:
         """The on-prem server was refused, failed (the local model answers) or is back."""

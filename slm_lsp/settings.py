@@ -51,13 +51,17 @@ class BackendSettings:
     fim: str = "auto"
     """The served model's FIM tokens: auto, qwen2.5-coder, starcoder, deepseek-coder, codellama, codestral."""
     keystrokes: str = "local"
-    """Where completions while typing run: local (the fast model here) or server; the rest use the server."""
+    """Completions while typing: local (the fast model here) or server (the large model, like the rest)."""
     connect_timeout_ms: int = 1000
     """Give up connecting to the server after this long and use the local model."""
     read_timeout_ms: int = 3000
     """Use the local model when the server sends nothing for this long (first token included)."""
     retry_after_s: int = 30
     """After a failure, seconds on the local model before trying the server again (doubling, at most 300)."""
+    large_model: str = ""
+    """No server: a local model (qwen2.5-coder-1.5b) for invoked, multi-line completions and hovers."""
+    escalate_below: float = 0.0
+    """Ask the large model again when a typing suggestion's mean token probability is below (0: never)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ _LIMITS: dict[str, tuple[Any, str]] = {
     "backend.connect_timeout_ms": (lambda v: 50 <= v <= 60000, "between 50 and 60000"),
     "backend.read_timeout_ms": (lambda v: 100 <= v <= 600000, "between 100 and 600000"),
     "backend.retry_after_s": (lambda v: 1 <= v <= 3600, "between 1 and 3600"),
+    "backend.escalate_below": (lambda v: 0 <= v <= 1, "between 0 and 1"),
     "completion.max_tokens": (lambda v: 1 <= v <= 1024, "between 1 and 1024"),
     "completion.max_lines": (lambda v: 1 <= v <= 200, "between 1 and 200"),
     "completion.max_prefix_tokens": (lambda v: 16 <= v <= 65536, "between 16 and 65536"),
@@ -177,6 +182,8 @@ def _check_value(path: str, value: Any, expected: type, wire: str) -> str | None
         ok = isinstance(value, bool)
     elif expected is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif expected is str:
         ok = isinstance(value, str)
     else:  # pragma: no cover - only the types above are used
@@ -216,7 +223,7 @@ def _parse(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
         if problem:
             problems.append(problem + f"; using the default {getattr(default, f.name)!r}")
         else:
-            values[f.name] = value
+            values[f.name] = float(value) if hint is float else value
     return replace(default, **values)
 
 

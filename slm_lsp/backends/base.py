@@ -33,6 +33,8 @@ class Generation:
     stop_reason: str = "length"
     """eog (end of generation token), stop (stop rule), length, cancelled."""
     timings: dict[str, float] = field(default_factory=dict)
+    mean_logprob: float | None = None
+    """Mean natural-log probability of the tokens the model chose (None: not known)."""
 
 
 StopRule = Callable[[str], int | None]

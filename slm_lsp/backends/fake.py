@@ -20,9 +20,14 @@ class FakeBackend:
         fim: FimFamily | None = FAMILIES[0],
         delay: float = 0.0,
         can_warm: bool = False,
+        name: str = "fake",
+        logprob: float | None = None,
     ) -> None:
         self._reply = reply if callable(reply) else (lambda _p, r=reply: r)
         self._fim = fim
+        self._name = name
+        self.logprob = logprob
+        """Reported as every answer's mean token log-probability."""
         self.delay = delay
         self.can_warm = can_warm
         """Offer region warm-ups (``warm``); off by default so other tests see no extra calls."""
@@ -33,7 +38,7 @@ class FakeBackend:
 
     @property
     def name(self) -> str:
-        return "fake"
+        return self._name
 
     @property
     def fim(self) -> FimFamily | None:
@@ -69,8 +74,8 @@ class FakeBackend:
             cut = stop(out) if stop else None
             if cut is not None:
                 return Generation(out[:cut], n_prompt=len(text), n_generated=n + 1,
-                                  stop_reason="stop")
-        return Generation(out, n_prompt=len(text), n_generated=len(out))
+                                  stop_reason="stop", mean_logprob=self.logprob)
+        return Generation(out, n_prompt=len(text), n_generated=len(out), mean_logprob=self.logprob)
 
     def warm(self, prompt: Sequence[Segment], cancel: threading.Event | None = None) -> int:
         """Records the prompt's text; takes ``delay`` seconds, interrupted by ``cancel``."""

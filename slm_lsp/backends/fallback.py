@@ -26,8 +26,7 @@ from .openai import OpenAIBackend, ServerError
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, str], None]
-"""Called with ("fallback" | "remote" | "served", message): the server failed, answers
-again, or another backend than before answered a request."""
+"""Called with ("fallback" | "remote", message): the server failed, or answers again."""
 
 
 class Breaker:
@@ -41,6 +40,11 @@ class Breaker:
         self._lock = threading.Lock()
         self._open_until: float | None = None
         self._wait = retry_s
+
+    @property
+    def closed(self) -> bool:
+        """Whether the server is in use (no failure since the last success)."""
+        return self._open_until is None
 
     @property
     def wait_s(self) -> float:
@@ -100,18 +104,15 @@ class FallbackBackend:
 
     def __init__(self, remote: Callable[[], OpenAIBackend], local: ModelBackend,
                  breaker: Breaker | None = None, notify: Notify | None = None,
-                 fim: FimFamily | None = None, *, keystrokes_local: bool = True,
-                 served: list[str] | None = None) -> None:
-        self.keystrokes_local = keystrokes_local
-        """Automatic keystroke completions stay on the local model (see ``route``)."""
+                 fim: FimFamily | None = None) -> None:
         self._make_remote = remote
         self._remote: OpenAIBackend | None = None
         self.local = local
         self.breaker = breaker or Breaker()
         self._notify = notify
         self._lock = threading.Lock()
-        self._last = served if served is not None else [""]
-        """Name of the backend that answered the last request, shared with ``spawn``'s twin."""
+        self.last = ""
+        """Name of the backend that answered the last request (the server or the local model)."""
         self.problem: str | None = None
         if fim is None:  # try the server now: its FIM tokens are the prompts' layout
             remote_now = self._remote_backend()
@@ -146,16 +147,9 @@ class FallbackBackend:
                      self.breaker.wait_s, exc)
 
     @property
-    def last(self) -> str:
-        """Name of the backend that answered the last request (completion or explanation)."""
-        return self._last[0]
-
-    def _served(self, name: str) -> None:
-        """Record who answered; the status bar hears when that changes."""
-        if name != self._last[0]:
-            self._last[0] = name
-            if self._notify:
-                self._notify("served", f"last answer from {name}")
+    def answering(self) -> bool:
+        """Whether requests go to the server now (it has not failed since it last answered)."""
+        return self.breaker.closed
 
     def _succeeded(self, remote: OpenAIBackend) -> None:
         self.problem = None
@@ -184,33 +178,6 @@ class FallbackBackend:
         code tokenizer, and no round trip."""
         return self.local.count_tokens(text)
 
-    @property
-    def can_warm(self) -> bool:
-        """Warm-ups prepare keystroke completions, which the local model serves."""
-        return self.keystrokes_local and bool(getattr(self.local, "can_warm", False))
-
-    def warm(self, prompt: Sequence[Segment], cancel: threading.Event | None = None) -> int:
-        warm = getattr(self.local, "warm", None)
-        if warm is None:
-            raise BackendError(f"{self.local.name} cannot warm regions")
-        return int(warm(translate(prompt, self._fim, self.local.fim), cancel))
-
-    def route(self, kind: str) -> ModelBackend:
-        """The backend for one request: ``keystroke`` (an automatic single-line completion)
-        goes to the local model unless keystrokes go to the server too; everything else
-        (invoked and multi-line completions, explanations) to the server first."""
-        if kind == "keystroke" and self.keystrokes_local:
-            return _LocalView(self)
-        return self
-
-    def generate_locally(self, prompt: Sequence[Segment], *, max_tokens: int,
-                         stop: StopRule | None = None, cancel: threading.Event | None = None,
-                         forced: str = "") -> Generation:
-        """``prompt`` (in the prompts' FIM tokens) completed by the local model."""
-        self._served(self.local.name)
-        return self.local.generate(translate(prompt, self._fim, self.local.fim),
-                                   max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
-
     def _from_server(self, call: Callable[[OpenAIBackend], Generation]) -> Generation | None:
         """``call(server)`` if the breaker lets a request try it and it answers, else None."""
         remote = self._remote_backend()
@@ -222,7 +189,7 @@ class FallbackBackend:
             self._failed(exc)
             return None
         self._succeeded(remote)
-        self._served(remote.name)
+        self.last = remote.name
         return gen
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
@@ -230,8 +197,11 @@ class FallbackBackend:
         gen = self._from_server(lambda remote: remote.generate(
             translate(prompt, self._fim, remote.fim), max_tokens=max_tokens, stop=stop,
             cancel=cancel, forced=forced))
-        return gen or self.generate_locally(prompt, max_tokens=max_tokens, stop=stop,
-                                            cancel=cancel, forced=forced)
+        if gen is not None:
+            return gen
+        self.last = self.local.name
+        return self.local.generate(translate(prompt, self._fim, self.local.fim),
+                                   max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int, stop: StopRule | None = None,
              cancel: threading.Event | None = None) -> Generation:
@@ -240,7 +210,7 @@ class FallbackBackend:
                                                            stop=stop, cancel=cancel))
         if gen is not None:
             return gen
-        self._served(self.local.name)
+        self.last = self.local.name
         return chat_by_template(self.local, messages, max_tokens=max_tokens, stop=stop,
                                 cancel=cancel)
 
@@ -248,42 +218,16 @@ class FallbackBackend:
         """The same server, with a second context on the local weights for explanations."""
         spawn = getattr(self.local, "spawn", None)
         local = spawn(n_ctx) if spawn is not None else self.local
-        twin = FallbackBackend(self._make_remote, local, self.breaker, self._notify, self._fim,
-                               keystrokes_local=self.keystrokes_local, served=self._last)
+        twin = FallbackBackend(self._make_remote, local, self.breaker, self._notify, self._fim)
+        twin._owns_local = spawn is not None
         twin._remote = self._remote
         return twin
 
+    _owns_local = True
+
     def close(self) -> None:
-        self.local.close()
+        if self._owns_local:
+            self.local.close()
         if self._remote is not None:
             self._remote.close()
 
-
-class _LocalView:
-    """A ``FallbackBackend`` seen as its local model (what ``route`` returns for keystrokes)."""
-
-    def __init__(self, parent: FallbackBackend) -> None:
-        self._parent = parent
-
-    @property
-    def name(self) -> str:
-        return self._parent.local.name
-
-    @property
-    def fim(self) -> FimFamily | None:
-        return self._parent.fim
-
-    @property
-    def chat_template(self) -> str | None:
-        return None
-
-    def count_tokens(self, text: str) -> int:
-        return self._parent.count_tokens(text)
-
-    def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
-                 cancel: threading.Event | None = None, forced: str = "") -> Generation:
-        return self._parent.generate_locally(prompt, max_tokens=max_tokens, stop=stop,
-                                             cancel=cancel, forced=forced)
-
-    def close(self) -> None:
-        pass  # the parent owns the model

@@ -219,9 +219,17 @@ class LlamaBackend:
 
     def argmax(self, row: int = -1) -> int:
         """Greedy pick from the logits of an output row of the last batch (-1: the last)."""
+        return int(np.argmax(self._logits(row)))
+
+    def _logits(self, row: int = -1) -> np.ndarray:
         ptr = self._ctx.get_logits_ith(row)
-        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
-        return int(np.argmax(logits))
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+    def logprob(self, token: int, row: int = -1) -> float:
+        """Natural-log probability of ``token`` under an output row's logits."""
+        logits = self._logits(row)
+        top = float(logits.max())
+        return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
 
     def memory(self) -> object:
         return self._c.llama_get_memory(self._ctx.ctx)  # type: ignore[attr-defined]
@@ -302,7 +310,7 @@ class LlamaBackend:
         if not need:
             return self.argmax(row)
         pieces = self._pieces()
-        logits = np.ctypeslib.as_array(self._ctx.get_logits_ith(row), shape=(self._n_vocab,))
+        logits = self._logits(row)
         top = np.argpartition(logits, -256)[-256:]
         for tok in top[np.argsort(logits[top])[::-1]]:
             p = pieces[int(tok)]
@@ -333,10 +341,12 @@ class LlamaBackend:
         pos = len(tokens)
         logit_i = -1  # which output row of the last batch predicts the next token
         drafted = accepted = 0
+        logprobs: list[float] = []  # of every token chosen, the one that ends the run included
         try:
             while run.reason is None:
                 pending = run.pending()
                 tok = self.pick(pending, logit_i) if pending else self.argmax(logit_i)
+                logprobs.append(self.logprob(tok, logit_i))
                 if not run.accept(tok):
                     break
                 history.append(tok)
@@ -349,7 +359,10 @@ class LlamaBackend:
                 logit_i = 0 if draft else -1
                 drafted += len(draft)
                 for j, guess in enumerate(draft):  # keep the draft as far as greedy agrees
-                    if self.argmax(j) != guess or not run.accept(guess):
+                    if self.argmax(j) != guess:
+                        break
+                    logprobs.append(self.logprob(guess, j))
+                    if not run.accept(guess):
                         break
                     history.append(guess)
                     accepted += 1
@@ -366,6 +379,7 @@ class LlamaBackend:
             prompt_ms=(t1 - t0) * 1000, generate_ms=(t2 - t1) * 1000,
             stop_reason=run.reason or "length",
             timings={"drafted": drafted, "accepted": accepted},
+            mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
         )
 
     def _cursor_mark(self, tokens: list[int]) -> int | None:

@@ -23,6 +23,12 @@ BASE_SETTINGS: dict[str, Any] = {"completion": {"timeoutMs": 600000}}
 """Every arm: no soft timeout, so a cold first request returns the model's answer
 instead of an empty list after 8 s (the latency of that answer is what is measured)."""
 
+LARGE_MODEL = "qwen2.5-coder-1.5b"
+"""The local large model of the router arms."""
+
+ESCALATE_BELOW = 0.5
+"""The routed arm's threshold (slm.backend.escalateBelow), read off the small/large curve."""
+
 ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("no_retrieval", "local prefix and suffix only: index off; KV splice and token healing on",
         {"index": {"enabled": False}}),
@@ -46,6 +52,16 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("both", "definitions first, similar chunks in the tokens left",
         {"index": {"enabled": True, "context": "both"}}, index=True,
         requires=("slm.index.context",)),
+    Arm("small", "the shipped defaults (the 0.5B model, definition context): the router's fast "
+        "model; every answer's mean token log-probability is recorded for the routing curve",
+        {}),
+    Arm("large", "the shipped defaults with the local 1.5B model (qwen2.5-coder-1.5b) for every "
+        "request: the router's large model", {"model": {"name": LARGE_MODEL}}),
+    Arm("routed", "the router as configured for a laptop with the 1.5B model: keystrokes on the "
+        f"0.5B model, asked again of the 1.5B one under a mean token probability of "
+        f"{ESCALATE_BELOW}", {"backend": {"largeModel": LARGE_MODEL,
+                                          "escalateBelow": ESCALATE_BELOW}},
+        requires=("slm.backend.escalateBelow",)),
     Arm("psm_plain", "plain prefix/suffix/middle layout without the latency tricks: index off, "
         "KV splice off (common-prefix reuse only), token healing off; the result cache stays",
         {"index": {"enabled": False}, "model": {"kvSplice": False, "kvSnapshots": 0},

@@ -90,10 +90,13 @@ class ServerLog:
     """How often the server logged that its region warm-ups were done."""
     context_tokens: list[int] = field(default_factory=list)
     """Tokens of each new repository context the server logged (one per band)."""
+    suggestions: list[tuple[str, int, str, float | None, bool]] = field(default_factory=list)
+    """(path, 0-based line, model, mean token log-probability, escalated) per model answer."""
 
     _LOADED = re.compile(r"loaded .*splice (True|False)\b")
     _RETRIEVED = re.compile(r"retrieved \d+ files \((.*)\) for (.+):(\d+) in ")
     _CONTEXT = re.compile(r"repository context for .+:\d+: (\d+) tokens")
+    _SUGGESTION = re.compile(r"suggestion for (.+):(\d+) by (.+) \(mean logprob (\S+?)(, escalated)?\)$")
 
     def feed(self, line: str) -> None:
         """Record one line of the server's stderr."""
@@ -108,6 +111,11 @@ class ServerLog:
         context = self._CONTEXT.search(line)
         if context:
             self.context_tokens.append(int(context.group(1)))
+        suggestion = self._SUGGESTION.search(line)
+        if suggestion:
+            path, row, model, logprob, escalated = suggestion.groups()
+            self.suggestions.append((path, int(row), model,
+                                     None if logprob == "none" else float(logprob), bool(escalated)))
         found = self._RETRIEVED.search(line)
         if found:
             names = [] if found.group(1) == "none" else found.group(1).split(", ")

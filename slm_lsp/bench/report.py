@@ -97,6 +97,29 @@ def _versus_section(repos: dict[str, Any], names: list[str], total: dict[str, An
     return lines
 
 
+def _router_section(repos: dict[str, Any], names: list[str], total: dict[str, Any] | None
+                    ) -> list[str]:
+    """The routing curve (small and large arms on the same tasks), pooled when there are several
+    repositories."""
+    section = total if total and len(names) > 1 else repos[names[0]]["summary"] if names else {}
+    curve = section.get("router_curve") if section else None
+    if not curve:
+        return []
+    lines = ["", "### Routing curve: the small model, the large one when unsure", "",
+             "Computed from the `small` and `large` arms' answers to the same tasks: a task whose "
+             "small-model answer has a mean token probability (exp of the mean log-probability "
+             "of its tokens) under the threshold takes the large arm's answer, and costs both "
+             "requests' time. 0 is the small arm alone; 1 sends (nearly) everything to the "
+             "large model after the small one.", "",
+             "| below | tasks | escalated | exact match | edit similarity | request mean s "
+             "| p50 s | p95 s |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in curve:
+        lines.append(f"| {row['below']:.1f} | {row['n']} | {_pct(row['escalated'])} | "
+                     f"{_pct(row['exact_match'])} | {_pct(row['edit_similarity'])} | "
+                     f"{_sec(row['ms_mean'])} | {_sec(row['ms_p50'])} | {_sec(row['ms_p95'])} |")
+    return lines
+
+
 def _outside_section(repos: dict[str, Any], names: list[str]) -> list[str]:
     sections = [(n, list(repos[n].get("raw", {}).get("tasks", {}).values())) for n in names]
     if len(sections) > 1:
@@ -189,6 +212,7 @@ def render(doc: dict[str, Any]) -> str:
             lines.append(f"| {name} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
                          f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
     lines += _versus_section(repos, names, total)
+    lines += _router_section(repos, names, total)
     lines += _outside_section(repos, names)
     lines += ["", "## Latency: typing replay", "",
               "Lines typed one character at a time with incremental `didChange`, an inline "

@@ -167,13 +167,30 @@ async def run_tasks(server: BenchServer, targets: Sequence[Target], texts: dict[
             column = target.cursor(task)
             server.open(target.path, masked_document(texts[target.path], target, column),
                         target.language)
+            seen = len(server.log.suggestions)
             answer = await server.complete(target.path, target.line, column)
-            server.close(target.path)
             record = score(target, task, answer)
+            record.update(await model_answer(server, seen, target.line))
+            server.close(target.path)
             results[(target.key, task)] = record
             progress(target, task, record)
             if arm.index:
                 await asyncio.sleep(CLOSE_SETTLE_S)
+
+
+async def model_answer(server: BenchServer, seen: int, row: int,
+                       wait_s: float = 1.0) -> dict[str, Any]:
+    """What the server logged of the model answer at ``row`` after its ``seen``-th one: which
+    model answered, the mean token log-probability, whether it was escalated (empty when
+    the answer did not come from a model, e.g. the result cache)."""
+    deadline = time.perf_counter() + wait_s
+    while True:
+        for _path, line, model, logprob, escalated in reversed(server.log.suggestions[seen:]):
+            if line == row:
+                return {"model": model, "mean_logprob": logprob, "escalated": escalated}
+        if time.perf_counter() > deadline or not server.alive():
+            return {}
+        await asyncio.sleep(0.05)
 
 
 async def replay_line(server: BenchServer, target: Target, text: str, first_kind: str,

@@ -115,6 +115,40 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
+ROUTER_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+"""Mean token probabilities under which the routing curve sends a task to the large model."""
+
+
+def router_curve(tasks: Sequence[dict[str, Any]], small: str = "small", large: str = "large",
+                 thresholds: Sequence[float] = ROUTER_THRESHOLDS) -> list[dict[str, Any]]:
+    """What routing would give at each threshold, from the small and large arms' answers to
+    the same tasks: a task whose small answer has a mean token probability under the
+    threshold takes the large arm's answer, and its latency is both requests' (the
+    small model answers first, then the large one is asked)."""
+    import math
+
+    pairs = [(t["arms"][small], t["arms"][large]) for t in tasks
+             if small in t.get("arms", {}) and large in t.get("arms", {})]
+    rows = []
+    for limit in thresholds:
+        exact, similarity, ms, escalated = [], [], [], 0
+        for a, b in pairs:
+            lp = a.get("mean_logprob")
+            up = lp is not None and math.exp(lp) < limit
+            escalated += up
+            pick = b if up else a
+            exact.append(float(pick["exact"]))
+            similarity.append(float(pick["similarity"]))
+            if a.get("ms") is not None and (not up or b.get("ms") is not None):
+                ms.append(a["ms"] + (b["ms"] if up else 0.0))
+        rows.append({"below": limit, "n": len(pairs),
+                     "escalated": round(escalated / len(pairs), 4) if pairs else None,
+                     "exact_match": rate(exact), "edit_similarity": rate(similarity),
+                     "ms_mean": _round(mean(ms)), "ms_p50": _round(percentile(ms, 0.5)),
+                     "ms_p95": _round(percentile(ms, 0.95))})
+    return rows
+
+
 def product_arm(arms: dict[str, Any]) -> str | None:
     """The arm that is the product as shipped (index on), else the closest one that ran."""
     for name in ("retrieval", "no_retrieval", "psm_plain"):
@@ -149,6 +183,7 @@ def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]]
                             and "pending" not in arms[name]},
         "latency": latency,
         "latency_by_arm": latency_by_arm,
+        "router_curve": router_curve(tasks) if {"small", "large"} <= set(arms) else [],
     }
 
 

@@ -216,6 +216,11 @@ class FakeServer:
         self.docs: dict[str, list[str]] = {}
         self.events: list[tuple[str, Any]] = []
         self.cancelled: list[str] = []
+        self.log = SimpleNamespace(suggestions=[])
+        """What a real server logs of each model answer (path, row, model, logprob, escalated)."""
+
+    def alive(self) -> bool:
+        return True
 
     def open(self, rel: str, text: str, language: str = "python") -> None:
         assert rel not in self.docs, "opened twice without closing"
@@ -237,6 +242,7 @@ class FakeServer:
 
     async def complete(self, rel: str, row: int, column: int) -> Answer:
         self.events.append(("complete", (row, column, "\n".join(self.docs[rel]))))
+        self.log.suggestions.append((rel, row, "fake.gguf", -0.25 * len(self.answers), False))
         return Answer(self.answers.pop(0), 5.0)
 
     def request(self, rel: str, row: int, column: int) -> Pending:
@@ -287,6 +293,9 @@ async def test_each_task_sends_the_masked_document_then_closes_it():
         assert text == masked_document(SOURCE, target, target.cursor(task))
     assert records[(target.key, "whole_line")]["exact"]
     assert not records[(target.key, "rest_of_line")]["exact"]
+    # each record carries what the server logged of the model answer to that request
+    assert [records[(target.key, task)]["mean_logprob"] for task in TASKS] == [-0.5, -0.25]
+    assert records[(target.key, "whole_line")]["model"] == "fake.gguf"
 
 
 async def test_typing_replay_types_the_line_and_counts_saved_characters():

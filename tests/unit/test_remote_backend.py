@@ -19,7 +19,8 @@ from slm_lsp.backends.fake import FakeBackend
 from slm_lsp.backends.fallback import Breaker, FallbackBackend, translate
 from slm_lsp.backends.hosts import HostNotAllowed, check_url, is_loopback
 from slm_lsp.backends.openai import OpenAIBackend, ServerError, guess_family
-from slm_lsp.runtime import with_server
+from slm_lsp.backends.router import Router
+from slm_lsp.runtime import with_large
 from slm_lsp.settings import BackendSettings, parse_settings
 
 QWEN, STARCODER = FAMILIES[0], FAMILIES[1]
@@ -270,8 +271,8 @@ def test_fallback_answers_the_same_request_locally_and_reports_once(server):
     sent = len(script.requests)
     fb.generate(PROMPT, max_tokens=32)  # breaker open: not even tried
     assert len(script.requests) == sent
-    assert [k for k, _ in notes] == ["served", "fallback", "served"]  # served: only on change
-    assert "HTTP 500" in notes[1][1] and notes[2][1] == f"last answer from {local.name}"
+    assert [k for k, _ in notes] == ["fallback"] and "HTTP 500" in notes[0][1]  # once
+    assert fb.last == local.name
 
 
 def test_fallback_comes_back_to_the_server():
@@ -299,7 +300,7 @@ def test_fallback_comes_back_to_the_server():
     assert fb.generate(PROMPT, max_tokens=9).text == "local"  # still inside the wait
     clock.now = 5
     assert fb.generate(PROMPT, max_tokens=9).text == "remote"
-    assert notes == ["fallback", "served", "remote", "served"] and fb.last == "flaky"
+    assert notes == ["fallback", "remote"] and fb.last == "flaky"
 
 
 def test_translate_swaps_tokens_by_role_and_drops_missing_ones():
@@ -352,10 +353,10 @@ def test_a_refused_host_keeps_the_local_model_and_says_why(tmp_path, monkeypatch
     monkeypatch.delenv("SLM_LSP_ALLOWED_HOSTS", raising=False)
     notes: list[tuple[str, str]] = []
     local = FakeBackend("x")
-    chosen = with_server(BackendSettings(kind="openai", url="http://inference.example.invalid/v1"),
-                         local, lambda k, m: notes.append((k, m)))
+    chosen = with_large(BackendSettings(kind="openai", url="http://inference.example.invalid/v1"),
+                        local, lambda k, m: notes.append((k, m)))
     assert chosen is local and notes[0][0] == "refused" and "not an allowed host" in notes[0][1]
-    assert with_server(BackendSettings(), local, lambda k, m: None) is local
+    assert with_large(BackendSettings(), local, lambda k, m: None) is local
 
 
 def test_backend_settings_parse_and_reject_bad_values():
@@ -368,20 +369,25 @@ def test_backend_settings_parse_and_reject_bad_values():
 
 def test_keystrokes_route_to_the_local_model_and_warm_it(server):
     script, url = server
-    local = FakeBackend("local", fim=STARCODER, can_warm=True)
-    fb = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local)
-    assert fb.route("large") is fb
+    local = FakeBackend("local", fim=STARCODER, can_warm=True, name="local.gguf")
+    notes: list[str] = []
+    router = Router(local, FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local),
+                    notify=lambda k, m: notes.append(m))
+    assert router.route("large") is router and router.fim == QWEN  # prompts in the server's tokens
     sent = len(script.requests)
-    assert fb.route("keystroke").generate(PROMPT, max_tokens=8).text == "local"
-    assert len(script.requests) == sent and fb.last == local.name
-    assert fb.can_warm and fb.warm(PROMPT) > 0
+    assert router.route("keystroke").generate(PROMPT, max_tokens=8).text == "local"
+    assert len(script.requests) == sent and router.last == "local.gguf"
+    assert router.can_warm and router.warm(PROMPT) > 0
     assert local.warmed[-1].startswith("<fim_prefix>")  # in the local model's own tokens
-    twin = fb.spawn(1024)  # explanations: the same server, breaker and record of who served
-    assert twin.breaker is fb.breaker
+    twin = router.spawn(1024)  # explanations: the same server, breaker and record of who served
+    assert twin.large.breaker is router.large.breaker  # type: ignore[attr-defined]
     twin.chat([Message("user", "explain")], max_tokens=8)
-    assert fb.last == twin.last and fb.last.endswith(script.requests[-1][2]["Host"])
-    everything = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local,
-                                 keystrokes_local=False)
+    assert router.last == twin.last and router.last.endswith(script.requests[-1][2]["Host"])
+    assert notes == ["last answer from local.gguf", f"last answer from {router.last}"]
+    twin.close()
+    assert not local.closed  # the twin shares the small model; its owner closes it
+    everything = Router(local, FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local),
+                        keystrokes_small=False)
     assert everything.route("keystroke") is everything and not everything.can_warm
 
 
@@ -393,8 +399,8 @@ def test_the_engine_routes_by_request_kind(server):
     script, url = server
     script.pieces = ["width * height"]
     local = FakeBackend("height * width")
-    fb = FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local)
-    engine = CompletionEngine(fb, CompletionSettings(token_healing=False))
+    router = Router(local, FallbackBackend(lambda: backend(url, fim="qwen2.5-coder"), local))
+    engine = CompletionEngine(router, CompletionSettings(token_healing=False))
 
     def ctx(invoked: bool) -> CursorContext:
         return CursorContext(prefix=f"def area{invoked}(width, height):\n    return ", suffix="\n",
