@@ -42,6 +42,7 @@ from indexer.languages import language_for_path
 from indexer.lexical import LexicalIndex
 from indexer.persist import CorruptIndex
 from indexer.records import IndexProgress, IndexStats, SearchResult, content_hash, embedding_text
+from indexer.secrets import redact
 from indexer.store import FaissStore, VectorStore
 from indexer.walker import IGNORE_FILES, Walker, decode_text
 
@@ -266,7 +267,7 @@ class RepoIndex:
     def _prepare(self, rel: str, text: str, version: int) -> _Pending:
         """Chunk a file's text for embedding."""
         language = language_for_path(rel)
-        chunks = chunk_text(rel, text, language, self.limits)
+        chunks = chunk_text(rel, redact(text), language, self.limits)  # no secret is indexed
         return _Pending(rel, content_hash(text), language or fallback_language(rel), chunks,
                         version)
 

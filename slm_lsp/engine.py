@@ -15,8 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from indexer.secrets import redact
 from prompts.fim import (
     ContextFile,
+    Segment,
     build_fim_prompt,
     fit_prefix,
     fit_suffix,
@@ -283,12 +285,18 @@ class CompletionEngine:
         # builds it (token healing included), with the suffix running to the region's end.
         before = "".join(lines[region.anchor:middle]) + indent
         heal = heal_text(above) if self.settings.token_healing else ""
-        prompt = build_fim_prompt(self.fim, before[:len(before) - len(heal)],
-                                  row[len(indent):] + "".join(lines[middle + 1:region.end]),
-                                  path=ctx.path, repo_name=self.repo_name, context=context,
-                                  open_end=True)
+        prompt = self._prompt(before[:len(before) - len(heal)],
+                              row[len(indent):] + "".join(lines[middle + 1:region.end]),
+                              ctx.path, context, open_end=True)
         evaluated: int = warm(prompt, cancel)
         return evaluated
+
+    def _prompt(self, prefix: str, suffix: str, path: str | None,
+                context: Sequence[ContextFile], *, open_end: bool = False) -> list[Segment]:
+        """The FIM prompt, with every secret in its text replaced (``indexer.secrets``)."""
+        return build_fim_prompt(self.fim, redact(prefix), redact(suffix), path=path,
+                                repo_name=self.repo_name, open_end=open_end,
+                                context=[replace(c, text=redact(c.text)) for c in context])
 
     def _backend_for(self, ctx: CursorContext, shape: Shape) -> ModelBackend:
         """Where a request runs: a backend that routes (a small and a large model, see
@@ -329,9 +337,7 @@ class CompletionEngine:
             except Exception:  # retrieval is an optional extra; never lose the completion
                 log.exception("retrieval failed; completing without repository context")
         t2 = time.perf_counter()
-        prompt = build_fim_prompt(
-            self.fim, prefix, suffix, path=ctx.path, repo_name=self.repo_name, context=context
-        )
+        prompt = self._prompt(prefix, suffix, ctx.path, context)
         max_tokens = token_limit(self.settings, shape)
         gen = self._backend_for(ctx, shape).generate(
             prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel, forced=heal

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from indexer.secrets import redact
 from prompts.explain import Message, prompt_version, task_messages
 
 from ..backends.base import BackendError, Cancelled, ModelBackend, chat_by_template
@@ -97,8 +98,10 @@ class Explainer:
 
     def run_task(self, task: str, fields: dict[str, str], cancel: threading.Event | None,
                  budget_s: float | None, *, use_cache: bool = True) -> Explanation:
-        """Cache lookup, else generation, cleaning and the guard; errors become ``problem``."""
+        """Cache lookup, else generation, cleaning and the guard; errors become ``problem``.
+        Secrets in the fields (the code shown to the model) are replaced first."""
         start = time.perf_counter()
+        fields = {name: redact(value) for name, value in fields.items()}
         key, hit = self.cached(task, fields)
         if hit is not None and use_cache:
             return Explanation(hit, "cache", (time.perf_counter() - start) * 1000)

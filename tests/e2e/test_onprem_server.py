@@ -181,6 +181,48 @@ async def test_hover_explanations_use_the_chat_endpoint(client: LanguageClient):
     assert not any("using the local model" in m for _, m in notes(client)), notes(client)
 
 
+async def test_an_unsure_keystroke_suggestion_is_escalated_to_the_server(client: LanguageClient):
+    states = client.states  # type: ignore[attr-defined]
+
+    async def keystroke(name: str) -> None:
+        uri = _doc(client, name, "def volume(width, height, depth):\n    return \n")
+        result = await client.text_document_inline_completion_async(inline_params(uri, 1, 11))
+        assert result is not None and len(result.items) == 1
+
+    async def change(backend: dict[str, Any]) -> None:
+        """New backend settings, and the reload they cause, done."""
+        settings = _settings()
+        settings["backend"].update(backend)
+        seen = len(states)
+        client.set_configuration(settings, section="slm")
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+        await until(lambda: any(s["state"] == "loading" for s in states[seen:]), 30)
+        await wait_ready(states, timeout=120)
+
+    async def last_answer_from(name: str) -> None:
+        await until(lambda: f"last answer from {name}" in states[-1]["message"], 5)
+
+    # Every suggestion is less sure than probability 1: each keystroke is asked again of the
+    # server after the local model answered it.
+    await change({"escalateBelow": 1.0})
+    before = INFERENCE.requests("/v1/completions")
+    await keystroke("escalated.py")
+    assert INFERENCE.requests("/v1/completions") == before + 1
+    await last_answer_from(f"served model at 127.0.0.1:{PORT}")
+    await change({})  # escalation off again (the default): typing stays local
+    await keystroke("local.py")
+    assert INFERENCE.requests("/v1/completions") == before + 1
+    await last_answer_from("qwen2.5-coder-0.5b")
+
+
+async def until(check: Any, timeout: float) -> None:
+    """Wait for ``check()`` to hold (AssertionError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_killed_server_falls_back_to_the_local_model_then_comes_back(client: LanguageClient):
     states = client.states  # type: ignore[attr-defined]
     short = LONG[:LONG.index("def helper_30(")]  # ~700 tokens: seconds for the server here
