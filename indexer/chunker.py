@@ -27,8 +27,9 @@ __all__ = ["CHUNKER_VERSION", "DEFAULT_LIMITS", "SYNTAX", "Chunk", "ChunkLimits"
 log = logging.getLogger(__name__)
 
 
-CHUNKER_VERSION = 1
-"""Bump when chunk boundaries change, so saved indexes are rebuilt."""
+CHUNKER_VERSION = 2
+"""Bump when chunk boundaries or texts change, so saved indexes are rebuilt (2: secrets
+are redacted, so an index saved before holds them and must go)."""
 
 
 @dataclass(frozen=True)
