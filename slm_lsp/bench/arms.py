@@ -26,7 +26,7 @@ instead of an empty list after 8 s (the latency of that answer is what is measur
 LARGE_MODEL = "qwen2.5-coder-1.5b"
 """The local large model of the router arms."""
 
-ESCALATE_BELOW = 0.5
+ESCALATE_BELOW = 0.8
 """The routed arm's threshold (slm.backend.escalateBelow), read off the small/large curve."""
 
 ARMS: dict[str, Arm] = {a.name: a for a in (
