@@ -21,7 +21,7 @@ LLAMA_VERSION := 0.3.36
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install model demo test unit lint bench editors clean
+.PHONY: install model demo test tools unit lint bench editors clean
 
 # llama-cpp-python is rebuilt (only) when its version or build flags change.
 LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
@@ -49,9 +49,15 @@ model: install
 demo: model
 	$(VENV)/bin/slm-lsp demo
 
-test: model
+test: model tools
 	$(MAKE) -C editors nvim-0.11 test-vscode PYTHON=$(abspath $(PY))
 	$(PY) -m pytest -ra
+
+# System tools the end-to-end tests use: strace (the privacy trace), from Debian's archive.
+tools:
+	@command -v strace >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; } \
+	  || { echo "make tools: strace is missing (apt install strace)" >&2; exit 1; }
 
 editors: install
 	$(MAKE) -C editors vscode PYTHON=$(abspath $(PY))

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from . import __version__
 from .runtime import BackendFactory, ModelHost, load_llama
@@ -32,12 +34,52 @@ WARMUP_KEY = "slm-warmup:"
 """Request key of the one cursor warm-up (features/prewarm.py); any request cancels it."""
 
 
+class _Unfit:
+    """A request whose parameters do not fit its method's types (answered with an error)."""
+
+    jsonrpc = "2.0"
+
+    def __init__(self, msg_id: int | str, method: str, problem: str) -> None:
+        self.id = msg_id
+        self.method = method
+        self.problem = problem
+
+
+class SlmProtocol(LanguageServerProtocol):
+    """pygls's protocol, with an answer for every well-formed request: one whose parameters
+    do not fit its method gets an Invalid Params error (pygls drops it unanswered), and a
+    request after `shutdown` gets an Invalid Request error (pygls ignores it)."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            msg_id, method = data.get("id"), data.get("method")
+            if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool) and isinstance(method, str):
+                return _Unfit(msg_id, method, "its parameters do not fit the protocol's types")
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Unfit):
+            log.warning("refused %s request %r: %s", message.method, message.id, message.problem)
+            self._send_response(message.id, error=JsonRpcInvalidParams(
+                f"slm-lsp: {message.method}: {message.problem}").to_response_error())
+            return
+        if (self._shutdown and getattr(message, "method", None) not in (None, "exit")
+                and getattr(message, "id", None) is not None):  # a request, not a notification
+            self._send_response(message.id, error=JsonRpcInvalidRequest(
+                "slm-lsp: the server is shutting down").to_response_error())
+            return
+        super().handle_message(message)
+
+
 class SlmServer(LanguageServer):
     """slm-lsp's server state on top of pygls."""
 
     def __init__(self, factory: BackendFactory = load_llama) -> None:
         super().__init__(
-            "slm-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "slm-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=SlmProtocol,
         )
         self.settings = Settings()
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -7,6 +7,7 @@ new module here and one entry in ``SUBCOMMANDS``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    os.umask(os.umask(0o077) | 0o077)  # what slm-lsp writes (caches, models, logs) is the user's only
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
