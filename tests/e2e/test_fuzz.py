@@ -15,14 +15,8 @@ run drives the real model.
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,79 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import server_env
+from .raw_client import RawServer
 
 HERE = Path(__file__).parent
-ANSWER_S = 30.0
-"""How long a well-formed request may take to be answered (generous: a loaded CI machine)."""
-
-
-class RawServer:
-    """The server as a subprocess, spoken to in raw bytes; answers its requests to the client."""
-
-    def __init__(self, command: list[str], home: Path) -> None:
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=(home / "server.log").open("wb"),
-                                     env=server_env(SLM_LSP_HOME=str(home)))
-        self.responses: dict[Any, dict[str, Any]] = {}
-        self.arrived = threading.Condition()
-        self.sent = 0
-        self._out: queue.Queue[bytes] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            length = None
-            while True:
-                line = out.readline()
-                if not line:
-                    return
-                if line in (b"\r\n", b"\n"):
-                    break
-                name, _, value = line.decode("ascii", "replace").partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            assert length is not None, "the server sent a frame without Content-Length"
-            message = json.loads(out.read(length))
-            if "method" in message and "id" in message:  # a request to the client
-                self.send({"jsonrpc": "2.0", "id": message["id"],
-                           "result": [None] * len(message.get("params", {}).get("items", []))
-                           if message["method"] == "workspace/configuration" else None})
-            elif "id" in message:
-                with self.arrived:
-                    self.responses[json.dumps(message["id"])] = message
-                    self.arrived.notify_all()
-
-    def write(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-        self.sent += 1
-
-    def send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        self.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-
-    def wait(self, ids: list[Any], timeout: float = ANSWER_S) -> list[Any]:
-        """The ids among ``ids`` still unanswered after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        keys = [json.dumps(i) for i in ids]
-        with self.arrived:
-            while True:
-                missing = [k for k in keys if k not in self.responses]
-                if not missing or time.monotonic() > deadline or self.proc.poll() is not None:
-                    return [json.loads(k) for k in missing]
-                self.arrived.wait(0.1)
-
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS")
-
-
 # --------------------------------------------------------------------------- strategies
 
 URIS = ["file:///fuzz/a.py", "file:///fuzz/b.ts", "file:///never/opened.py", "untitled:Untitled-1",
@@ -204,11 +128,7 @@ MESSAGES = st.lists(st.one_of(well_formed(), well_formed(), well_formed(), BROKE
 def _start(command: list[str], slm: dict[str, Any]) -> RawServer:
     home = Path(tempfile.mkdtemp(prefix="slm-fuzz-"))
     server = RawServer(command, home)
-    server.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
-        "processId": os.getpid(), "rootUri": None, "capabilities": {
-            "workspace": {"configuration": True}}, "initializationOptions": {"slm": slm}}})
-    assert server.wait(["init"], 120) == [], "initialize was not answered"
-    server.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    server.initialize(slm)
     return server
 
 

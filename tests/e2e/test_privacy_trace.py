@@ -109,7 +109,7 @@ async def test_a_traced_session_stays_on_loopback_and_inside_its_cache(model_ins
     (workspace / "pathspec" / "alerts.py").write_text(LEAKY)
     before = {p: p.stat().st_mtime_ns for p in workspace.rglob("*")}
 
-    settings = {"model": {"path": str(model_installed)},
+    settings = {"model": {"path": str(model_installed)}, "index": {"context": "both"},
                 "completion": {"timeoutMs": 120000}, "explain": {"maxTokens": 48}}
     client = make_test_lsp_client()
     states = track_status(client)

@@ -1,0 +1,205 @@
+"""Faults: the server killed at random moments, two servers and `slm-lsp index` on one
+workspace. The real server process, with the test backend and the hashing embedder (see
+``fake_model_server.py``) so that twenty starts take seconds, not minutes.
+
+After every fault the next start must serve completions and search, tell the user
+nothing about a corrupt index, and end with exactly the chunks a clean build makes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import server_env
+from .raw_client import RawServer
+
+HERE = Path(__file__).parent
+LAUNCHER = [sys.executable, str(HERE / "fake_model_server.py")]
+SLM = {"index": {"context": "both"}, "completion": {"timeoutMs": 20000}}
+ENV = {"SLM_TEST_HASH_EMBEDDER": "1"}
+
+
+def _workspace(base: Path) -> Path:
+    """A project of a few hundred real source files nobody here wrote (hypothesis's)."""
+    import hypothesis
+
+    root = base / "project"
+    shutil.copytree(Path(hypothesis.__file__).parent, root / "hypothesis",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    return root
+
+
+def _chunks(root: Path, home: Path) -> list[tuple[Any, ...]]:
+    """Every chunk of the index saved for ``root`` under ``home`` (loaded as the server would)."""
+    from indexer.embedder import HashEmbedder
+    from indexer.index import RepoIndex
+
+    old = os.environ.get("SLM_LSP_HOME")
+    os.environ["SLM_LSP_HOME"] = str(home)
+    try:
+        from slm_lsp.paths import index_dir
+
+        index = RepoIndex(root, index_dir(root), embedder=HashEmbedder())
+        index.load()
+        return sorted((c.path, c.start_line, c.end_line, c.text)
+                      for rel in index.files() for c in index.chunks_of(rel))
+    finally:
+        if old is None:
+            os.environ.pop("SLM_LSP_HOME", None)
+        else:
+            os.environ["SLM_LSP_HOME"] = old
+
+
+def _clean_build(root: Path, base: Path) -> list[tuple[Any, ...]]:
+    home = base / "clean-home"
+    subprocess.run([*LAUNCHER, "index", str(root)], env=server_env(SLM_LSP_HOME=str(home), **ENV),
+                   check=True, capture_output=True, timeout=600)
+    return _chunks(root, home)
+
+
+def _serve(root: Path, home: Path, name: str) -> RawServer:
+    server = RawServer([*LAUNCHER, "serve", "--log-level", "info"], home, f"{name}.log", **ENV)
+    server.initialize(SLM, root)
+    return server
+
+
+def _answers(server: RawServer, root: Path, tag: str) -> None:
+    """A completion and a search are answered (the search from the index, once it is built)."""
+    _answers_completion(server, root, tag)
+    server.send({"jsonrpc": "2.0", "id": f"s-{tag}", "method": "workspace/executeCommand",
+                 "params": {"command": "slm.search", "arguments": ["strategy draw", 3]}})
+    assert server.wait([f"s-{tag}"], 60) == [], server.log.read_text()[-3000:]
+
+
+def _wait_built(server: RawServer, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.progress_ended():
+        assert server.proc.poll() is None, server.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the index build did not end"
+        time.sleep(0.2)
+
+
+def _no_corruption_told(server: RawServer) -> None:
+    told = [m for m in server.messages() if "corrupt" in m.lower() or "damaged" in m.lower()]
+    assert told == [], told
+
+
+def test_killed_twenty_times_at_random_moments_loses_nothing():
+    base = Path(tempfile.mkdtemp(prefix="slm-kill-"))
+    root = _workspace(base)
+    clean = _clean_build(root, base)
+    assert len(clean) > 500
+    home = base / "home"
+    rng = random.Random(21)
+    for n in range(20):
+        server = _serve(root, home, f"kill-{n}")
+        # hover and completions write the explanation cache and the result caches meanwhile
+        uri = (root / "hypothesis" / "core.py").as_uri()
+        text = (root / "hypothesis" / "core.py").read_text()
+        server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+        row = next(i for i, x in enumerate(text.split("\n")) if x.startswith("def "))
+        server.send({"jsonrpc": "2.0", "id": f"h-{n}", "method": "textDocument/hover", "params": {
+            "textDocument": {"uri": uri}, "position": {"line": row, "character": 5}}})
+        time.sleep(rng.uniform(0.0, 2.5))
+        server.proc.kill()
+        server.proc.wait(10)
+    server = _serve(root, home, "after")
+    try:
+        _wait_built(server)
+        _answers(server, root, "after")
+        _no_corruption_told(server)
+    finally:
+        server.stop()
+    assert _chunks(root, home) == clean
+
+
+def test_two_servers_and_the_index_command_on_one_workspace():
+    base = Path(tempfile.mkdtemp(prefix="slm-two-"))
+    root = _workspace(base)
+    clean = _clean_build(root, base)
+    home = base / "home"
+    first, second = _serve(root, home, "first"), _serve(root, home, "second")
+    cli = subprocess.Popen([*LAUNCHER, "index", str(root)], stdout=subprocess.DEVNULL,
+                           stderr=(home / "cli.log").open("wb"),
+                           env=server_env(SLM_LSP_HOME=str(home), **ENV))
+    try:
+        for n in range(3):  # both answer while the index is being built by one of the three
+            _answers(first, root, f"first-{n}")
+            _answers(second, root, f"second-{n}")
+        assert cli.wait(600) == 0, (home / "cli.log").read_text()[-3000:]
+        _wait_built(first)
+        _wait_built(second)
+        for server, tag in ((first, "first-end"), (second, "second-end")):
+            _answers(server, root, tag)
+            _no_corruption_told(server)
+            assert server.proc.poll() is None
+            assert "Traceback" not in server.log.read_text(), server.log.read_text()[-3000:]
+    finally:
+        first.stop()
+        second.stop()
+        if cli.poll() is None:
+            cli.kill()
+    assert _chunks(root, home) == clean
+
+
+
+def _confined(home: Path, mount: str) -> list[str]:
+    """The server in its own mount namespace with ``home`` on a tiny tmpfs (``full``: 256 KiB,
+    filled by the index build; ``readonly``: mounted read-only)."""
+    script = f"mount -t tmpfs -o size=256k tmpfs {home}"
+    if mount == "readonly":
+        script += f" && mount -o remount,ro {home}"
+    return ["unshare", "-m", "sh", "-c", f'{script} && exec "$0" "$@"', *LAUNCHER,
+            "serve", "--log-level", "info"]
+
+
+@pytest.mark.parametrize("mount", ["full", "readonly"])
+def test_a_full_or_read_only_cache_is_told_once_and_completions_go_on(mount):
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.fail("this test needs `unshare -m` (root, or a user namespace) to mount a tmpfs")
+    base = Path(tempfile.mkdtemp(prefix=f"slm-{mount}-"))
+    root = _workspace(base)
+    home = base / "home"
+    home.mkdir()
+    logs = base / "logs"
+    logs.mkdir()
+    for start in range(2):  # the second start finds whatever the first could write
+        server = RawServer(_confined(home, mount), logs, f"{mount}-{start}.log", **ENV)
+        try:
+            server.initialize(SLM, root)
+            deadline = time.monotonic() + 120
+            while not server.messages() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for n in range(3):
+                _answers_completion(server, root, f"{mount}-{start}-{n}")
+            time.sleep(2)
+            told = server.messages()
+            about_cache = [m for m in told if str(home) in m or "cache" in m.lower()
+                           or "space" in m.lower() or "read-only" in m.lower()]
+            assert len(about_cache) == 1, told  # once, and it says what is wrong
+            assert not [m for m in told if "corrupt" in m.lower()], told
+            assert server.proc.poll() is None
+        finally:
+            server.stop()
+
+
+def _answers_completion(server: RawServer, root: Path, tag: str) -> None:
+    uri = (root.parent / f"scratch_{tag}.py").as_uri()
+    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "python", "version": 1, "text": "def f(value):\n    return \n"}}})
+    server.send({"jsonrpc": "2.0", "id": f"c-{tag}", "method": "textDocument/inlineCompletion",
+                 "params": {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11},
+                            "context": {"triggerKind": 1}}})
+    assert server.wait([f"c-{tag}"], 60) == [], server.log.read_text()[-3000:]
+    assert "result" in server.responses[f'"c-{tag}"'], server.responses[f'"c-{tag}"']
