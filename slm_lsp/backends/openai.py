@@ -45,6 +45,27 @@ class ServerError(BackendError):
         """The server did answer (an HTTP error status), so it is up."""
 
 
+KEYRING_SERVICE = "slm-lsp"
+"""The OS keyring entry holding a server's API key: this service, the server's host as user."""
+
+
+def api_key(host: str) -> str | None:
+    """The API key for ``host``: ``SLM_LSP_API_KEY``, else the OS keyring (when the optional
+    ``keyring`` package is installed: `keyring set slm-lsp HOST`), else None."""
+    key = os.environ.get(ENV_API_KEY)
+    if key:
+        return key
+    try:
+        import keyring  # optional; not a dependency
+    except ImportError:
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, host) or None
+    except Exception as exc:  # noqa: BLE001 - a locked or missing keyring is no key, said once
+        log.warning("no API key from the OS keyring for %s: %s", host, exc)
+        return None
+
+
 def family_by_name(name: str) -> FimFamily | None:
     return next((f for f in FAMILIES if f.name == name), None)
 
@@ -71,7 +92,7 @@ class OpenAIBackend:
         self.model = model
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self._api_key = os.environ.get(ENV_API_KEY) or None
+        self._api_key = api_key(endpoint.host)
         self._fim = self._resolve_fim(fim)
 
     # ModelBackend

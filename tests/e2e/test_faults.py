@@ -203,3 +203,39 @@ def _answers_completion(server: RawServer, root: Path, tag: str) -> None:
                             "context": {"triggerKind": 1}}})
     assert server.wait([f"c-{tag}"], 60) == [], server.log.read_text()[-3000:]
     assert "result" in server.responses[f'"c-{tag}"'], server.responses[f'"c-{tag}"']
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("change", ["truncated", "replaced"])
+def test_a_model_file_changed_under_the_server(model_installed: Path, change: str):
+    """The model file cut short in place, or replaced by a broken one, while it serves: the
+    server stays up and answers (the weights it loaded), and `model verify` names the fault."""
+    base = Path(tempfile.mkdtemp(prefix=f"slm-model-{change}-"))
+    copy = base / "model.gguf"
+    shutil.copyfile(model_installed, copy)
+    server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"], base)
+    try:
+        server.initialize({"model": {"path": str(copy)}, "index": {"enabled": False},
+                           "completion": {"timeoutMs": 120000}})
+        deadline = time.monotonic() + 120
+        while not any(n["method"] == "slm/status" and n["params"]["state"] == "ready"
+                      for n in list(server.notifications)):
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.2)
+        _answers_completion(server, base, "before")
+        size = copy.stat().st_size
+        if change == "truncated":
+            os.truncate(copy, size // 3)
+        else:
+            broken = base / "broken.gguf"
+            broken.write_bytes(copy.read_bytes()[: size // 2])
+            os.replace(broken, copy)
+        for n in range(3):
+            _answers_completion(server, base, f"after-{n}")
+        assert server.proc.poll() is None, server.log.read_text()[-3000:]
+    finally:
+        server.stop()
+    verify = subprocess.run([sys.executable, "-m", "slm_lsp", "model", "verify", "--path", str(copy)],
+                            capture_output=True, text=True, env=server_env(), timeout=120)
+    assert verify.returncode != 0
+    assert "size" in verify.stderr + verify.stdout, verify.stderr + verify.stdout

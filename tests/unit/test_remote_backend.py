@@ -409,3 +409,28 @@ def test_the_engine_routes_by_request_kind(server):
 
     assert engine.complete(ctx(False)).text == "height * width"
     assert engine.complete(ctx(True)).text == "width * height"
+
+
+def test_the_api_key_comes_from_the_environment_else_the_os_keyring(monkeypatch):
+    import sys
+    import types as pytypes
+
+    from slm_lsp.backends.openai import api_key
+
+    asked: list[tuple[str, str]] = []
+    fake = pytypes.ModuleType("keyring")
+    fake.get_password = lambda service, user: (asked.append((service, user)),  # type: ignore[attr-defined]
+                                               "from-keyring" if user == "gpu1.corp" else None)[1]
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    monkeypatch.delenv("SLM_LSP_API_KEY", raising=False)
+    assert api_key("gpu1.corp") == "from-keyring" and asked == [("slm-lsp", "gpu1.corp")]
+    assert api_key("other.corp") is None
+    monkeypatch.setenv("SLM_LSP_API_KEY", "from-env")
+    assert api_key("gpu1.corp") == "from-env" and len(asked) == 2  # the keyring is not asked
+
+    def locked(service: str, user: str) -> str:
+        raise RuntimeError("the keyring is locked")
+
+    fake.get_password = locked  # type: ignore[attr-defined]
+    monkeypatch.delenv("SLM_LSP_API_KEY")
+    assert api_key("gpu1.corp") is None
