@@ -239,3 +239,44 @@ def test_a_model_file_changed_under_the_server(model_installed: Path, change: st
                             capture_output=True, text=True, env=server_env(), timeout=120)
     assert verify.returncode != 0
     assert "size" in verify.stderr + verify.stdout, verify.stderr + verify.stdout
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_branch_switch_is_one_update_pass_then_idle():
+    """1,000 files rewritten within a second (a `git checkout`): the watcher hands the index
+    one batch, the server updates once and goes back to using no CPU."""
+    base = Path(tempfile.mkdtemp(prefix="slm-branch-"))
+    root = base / "project"
+    files = [root / "pkg" / f"mod_{n:04d}.py" for n in range(1000)]
+    for n, path in enumerate(files):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"def handler_{n}(request):\n    return request.value * {n}\n")
+    home = base / "home"
+    server = RawServer([*LAUNCHER, "serve", "--log-level", "debug"], home, "branch.log", **ENV)
+    try:
+        server.initialize(SLM, root)
+        _wait_built(server)
+        time.sleep(1.0)
+        start = time.monotonic()
+        for n, path in enumerate(files):  # the other branch
+            path.write_text(f"def handler_{n}(request, user):\n    return request.value + {n}\n")
+        assert time.monotonic() - start < 1.5, "this machine could not write 1,000 files in a second"
+        deadline = time.monotonic() + 60
+        while "index updated from disk" not in server.log.read_text():
+            assert time.monotonic() < deadline, "the index never saw the branch switch"
+            time.sleep(0.2)
+        time.sleep(5)  # any further pass the same switch caused would have come by now
+        passes = [line for line in server.log.read_text().splitlines() if "index updated from disk" in line]
+        assert len(passes) == 1, passes
+        assert "1000 changed" in passes[0], passes
+        before = _cpu_seconds(server.proc.pid)
+        time.sleep(3)
+        busy = (_cpu_seconds(server.proc.pid) - before) / 3
+        assert busy < 0.05, f"the server keeps {busy:.0%} of a core busy after the update"
+        _answers(server, root, "after-switch")
+    finally:
+        server.stop()
