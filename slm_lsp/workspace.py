@@ -11,6 +11,7 @@ which `slm_lsp.features.index` implements.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -225,9 +226,13 @@ class WorkspaceIndex:
             message = self._run(index, progress, cancel)
         except Exception as exc:  # noqa: BLE001 - a broken index must not take the server down
             log.warning("indexing %s failed: %s", index.root, exc, exc_info=True)
-            self._warn(f"the repository index failed ({exc}); it will be rebuilt")
             message = "indexing failed"
-            if not cancel.is_set() and self.index is index:
+            if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:
+                self._warn(f"the repository index cannot be written in {index.cache_dir} "
+                           f"({exc.strerror}); completions go on without repository context "
+                           "until the server restarts with room there")
+            elif not cancel.is_set() and self.index is index:
+                self._warn(f"the repository index failed ({exc}); it will be rebuilt")
                 message = self._rebuild_fresh(index, progress, cancel)
         finally:
             self.loaded.set()
@@ -386,6 +391,10 @@ class WorkspaceIndex:
             return []
         results = index.search(query, k=k, exclude_paths=exclude_paths, budget_ms=budget_ms)
         return [r for r in results if not is_secret_path(r.chunk.path)]
+
+
+_UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+"""Write errors that a rebuild cannot cure: a full disk, a read-only or forbidden cache."""
 
 
 def _open_index(root: Path, cache_dir: Path, max_file_kb: int) -> RepoIndex:

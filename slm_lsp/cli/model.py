@@ -17,6 +17,7 @@ from ..models import (
     DEFAULT_MODEL,
     ModelError,
     VerifyResult,
+    check_complete,
     check_gguf,
     install,
     installed_models,
@@ -183,6 +184,7 @@ def _verify_target(args: argparse.Namespace) -> VerifyResult:
         if result.ok:
             try:
                 check_gguf(result.path)
+                check_complete(result.path)  # the size its own tensor table needs
             except ModelError as exc:
                 return VerifyResult(result.path, result.sha256, result.size, False, str(exc))
         return result

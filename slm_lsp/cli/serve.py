@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import logging
 import os
+import shutil
 import sys
 from typing import Any
 
 from .. import __version__
+from ..paths import private_tempdir
 from .common import protect_stdout, setup_logging
 
 log = logging.getLogger("slm_lsp")
@@ -45,6 +48,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("--tcp and --stdio exclude each other")
         return 2
     server = build_server()
+    scratch = private_tempdir()  # libraries' temporary files stay in the user's cache
+    if scratch is not None:
+        atexit.register(shutil.rmtree, scratch, True)
     if args.tcp:
         host, port = args.tcp
         if not _loopback(host):

@@ -26,6 +26,7 @@ from .catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, ModelError, ModelP
 from .integrity import (
     GGUF_MAGIC,
     VerifyResult,
+    check_complete,
     check_gguf,
     installed_models,
     installed_path,
@@ -42,6 +43,7 @@ __all__ = [
     "ModelError",
     "ModelPart",
     "VerifyResult",
+    "check_complete",
     "check_gguf",
     "install",
     "installed_models",

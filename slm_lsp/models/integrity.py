@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .catalog import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, ModelError, known, model_file
 
@@ -203,3 +204,87 @@ def _check_gguf(path: Path) -> Path:
             "llama.cpp needs a .gguf file"
         )
     return path
+
+
+# ggml tensor types: (elements per block, bytes per block), for the formats GGUF models use.
+_GGML_BLOCKS: dict[int, tuple[int, int]] = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210),
+    15: (256, 292), 20: (32, 18), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
+    30: (1, 2),
+}
+_GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+"""GGUF metadata value types of fixed size (8: string and 9: array are read apart)."""
+
+
+def gguf_extent(path: str | os.PathLike[str]) -> int:
+    """How many bytes a GGUF file needs: the end of its last tensor's data, from its header
+    and tensor table. ModelError when the header itself is cut short or malformed."""
+    import struct
+
+    def read(fh: Any, n: int) -> bytes:
+        data = fh.read(n)
+        if len(data) != n:
+            raise ModelError(f"{path}: the GGUF header ends early (the file is cut short)")
+        return bytes(data)
+
+    def u32(fh: Any) -> int:
+        return int(struct.unpack("<I", read(fh, 4))[0])
+
+    def u64(fh: Any) -> int:
+        return int(struct.unpack("<Q", read(fh, 8))[0])
+
+    def string(fh: Any) -> bytes:
+        return read(fh, u64(fh))
+
+    def skip_value(fh: Any, kind: int) -> Any:
+        if kind == 8:
+            return string(fh)
+        if kind == 9:
+            inner, count = u32(fh), u64(fh)
+            if inner in _GGUF_SCALARS:
+                read(fh, _GGUF_SCALARS[inner] * count)
+            else:
+                for _ in range(count):
+                    skip_value(fh, inner)
+            return None
+        if kind not in _GGUF_SCALARS:
+            raise ModelError(f"{path}: unknown GGUF metadata type {kind}")
+        return read(fh, _GGUF_SCALARS[kind])
+
+    with open(path, "rb") as fh:
+        if read(fh, 4) != GGUF_MAGIC:
+            raise ModelError(f"{path} is not a GGUF model")
+        version = u32(fh)
+        if version < 2:
+            raise ModelError(f"{path}: GGUF version {version} is not supported")
+        n_tensors, n_kv = u64(fh), u64(fh)
+        alignment = 32
+        for _ in range(n_kv):
+            key = string(fh)
+            kind = u32(fh)
+            value = skip_value(fh, kind)
+            if key == b"general.alignment" and kind == 4 and value is not None:
+                alignment = int(struct.unpack("<I", value)[0])
+        end = 0
+        for _ in range(n_tensors):
+            string(fh)
+            dims = [u64(fh) for _ in range(u32(fh))]
+            kind, offset = u32(fh), u64(fh)
+            elements = 1
+            for d in dims:
+                elements *= d
+            block, size = _GGML_BLOCKS.get(kind, (1, 0))  # unknown type: its start at least
+            end = max(end, offset + elements // block * size)
+        start = fh.tell()
+    start += (-start) % alignment
+    return start + end
+
+
+def check_complete(path: str | os.PathLike[str]) -> None:
+    """ModelError when the file is shorter than its own tensor table says (cut short)."""
+    needed = gguf_extent(path)
+    size = Path(path).stat().st_size
+    if size < needed:
+        raise ModelError(f"{path} is cut short: its tensors need {needed} bytes, the file has "
+                         f"{size} (an interrupted copy or download); install or copy it again")

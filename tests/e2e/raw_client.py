@@ -22,6 +22,7 @@ class RawServer:
 
     def __init__(self, command: list[str], home: Path, log_name: str = "server.log",
                  **env: str) -> None:
+        home.mkdir(parents=True, exist_ok=True)
         self.log = home / log_name
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log.open("ab"),
