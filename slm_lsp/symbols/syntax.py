@@ -104,12 +104,18 @@ def node_text(node: Node | None) -> str:
     return node.text.decode("utf-8", errors="replace") if node is not None and node.text else ""
 
 
+MAX_PARSE_CHARS = 2 * 1024 * 1024
+"""Longer texts are not parsed: a tree of a 50 MB file takes gigabytes (a generated file or
+a data dump, not code to complete with definitions)."""
+
+
 @lru_cache(maxsize=16)
 def parse(text: str, language: str | None) -> Tree | None:
-    """A syntax tree, or None for languages without a grammar here (the last few are kept:
-    a request reads the same text for its definitions, imports and constants)."""
+    """A syntax tree, or None for languages without a grammar here and for texts over
+    ``MAX_PARSE_CHARS`` (the last few are kept: a request reads the same text for its
+    definitions, imports and constants)."""
     parser = get_parser(language)
-    if parser is None:
+    if parser is None or len(text) > MAX_PARSE_CHARS:
         return None
     return parser.parse(text.encode("utf-8"))
 

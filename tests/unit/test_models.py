@@ -501,11 +501,20 @@ def test_cli_verify_mismatch(fake: Fake, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_cli_verify_any_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import struct
+
+    # A minimal GGUF: version 3, one F32 tensor of 8 values, no metadata, data aligned to 32.
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"t"
+    head += struct.pack("<IQIQ", 1, 8, 0, 0)
+    body = head + b"\0" * (-len(head) % 32) + struct.pack("<8f", *range(8))
     gguf = tmp_path / "x.gguf"
-    gguf.write_bytes(b"GGUF-data")
+    gguf.write_bytes(body)
     assert run_cli(["model", "verify", "--path", str(gguf)]) == 0
     out = capsys.readouterr().out
-    assert hashlib.sha256(b"GGUF-data").hexdigest() in out and str(gguf) in out
+    assert hashlib.sha256(body).hexdigest() in out and str(gguf) in out
+    gguf.write_bytes(body[:-4])  # its last tensor cut short
+    assert run_cli(["model", "verify", "--path", str(gguf), "--json"]) == 1
+    assert "cut short" in json.loads(capsys.readouterr().out)["error"]
     other = tmp_path / "x.txt"
     other.write_bytes(b"nope")
     assert run_cli(["model", "verify", "--path", str(other), "--json"]) == 1
