@@ -113,7 +113,12 @@ class ResultCache:
         # position well enough; the full texts are compared on lookup.
         return prefix[-256:], suffix[:256]
 
+    MAX_TEXT = 4 * 1024 * 1024
+    """Positions in documents longer than this are not kept (each entry holds its full texts)."""
+
     def put(self, prefix: str, suffix: str, text: str, shape: Shape | None) -> None:
+        if len(prefix) + len(suffix) > self.MAX_TEXT:
+            return
         with self._lock:
             key = self._key(prefix, suffix)
             self._entries[key] = _Entry(prefix, suffix, text, shape)
