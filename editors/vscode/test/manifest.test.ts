@@ -35,7 +35,7 @@ test('client-only settings are contributed, and the server settings were generat
   assert.ok(serverKeys.includes('slm.model.name'));
   for (const key of serverKeys) {
     const prop = properties[key];
-    assert.ok(['integer', 'boolean', 'string'].includes(prop.type), key);
+    assert.ok(['integer', 'number', 'boolean', 'string'].includes(prop.type), key);
     assert.ok('default' in prop, key);
     assert.ok(prop.markdownDescription, key);
   }
