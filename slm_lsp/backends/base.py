@@ -93,3 +93,14 @@ def chat_by_template(backend: ModelBackend, messages: Sequence[Message], *, max_
     is_special = (lambda text: lookup(text) is not None) if callable(lookup) else None
     segments = render_chat(backend.chat_template, messages, is_special)
     return backend.generate(segments, max_tokens=max_tokens, stop=stop, cancel=cancel)
+
+
+def chat(backend: ModelBackend, messages: Sequence[Message], *, max_tokens: int,
+         stop: StopRule | None = None, cancel: threading.Event | None = None) -> Generation:
+    """An answer to a conversation: the backend's own ``chat`` when it has one (a server
+    applies its chat template), else ``chat_by_template``."""
+    own = getattr(backend, "chat", None)
+    if callable(own):
+        gen: Generation = own(messages, max_tokens=max_tokens, stop=stop, cancel=cancel)
+        return gen
+    return chat_by_template(backend, messages, max_tokens=max_tokens, stop=stop, cancel=cancel)

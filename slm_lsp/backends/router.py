@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from prompts.explain import Message
 from prompts.fim import FimFamily, Segment
 
-from .base import BackendError, Generation, ModelBackend, StopRule, chat_by_template
+from .base import BackendError, Generation, ModelBackend, StopRule, chat
 from .fallback import translate
 
 log = logging.getLogger(__name__)
@@ -124,12 +124,7 @@ class Router:
     def chat(self, messages: Sequence[Message], *, max_tokens: int, stop: StopRule | None = None,
              cancel: threading.Event | None = None) -> Generation:
         """An explanation from the large model."""
-        chat = getattr(self.large, "chat", None)
-        if chat is not None:
-            gen: Generation = chat(messages, max_tokens=max_tokens, stop=stop, cancel=cancel)
-        else:
-            gen = chat_by_template(self.large, messages, max_tokens=max_tokens, stop=stop,
-                                   cancel=cancel)
+        gen = chat(self.large, messages, max_tokens=max_tokens, stop=stop, cancel=cancel)
         self._served(self.large)
         return gen
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from indexer.secrets import redact
 from prompts.explain import Message, prompt_version, task_messages
 
-from ..backends.base import BackendError, Cancelled, ModelBackend, chat_by_template
+from ..backends.base import BackendError, Cancelled, ModelBackend, chat
 from ..settings import ExplainSettings
 from ..symbols import (
     WORD_RE,
@@ -132,12 +132,7 @@ class Explainer:
                   ) -> tuple[str, bool, bool]:
         """Raw model text, whether it ended on its own, and whether the budget cut it."""
         stop = SentenceStop(budget_s, SENTENCES.get(task, 0))
-        chat = getattr(backend, "chat", None)  # a server applies its own chat template
-        if callable(chat):
-            gen = chat(messages, max_tokens=self.settings.max_tokens, stop=stop, cancel=cancel)
-        else:
-            gen = chat_by_template(backend, messages, max_tokens=self.settings.max_tokens,
-                                   stop=stop, cancel=cancel)
+        gen = chat(backend, messages, max_tokens=self.settings.max_tokens, stop=stop, cancel=cancel)
         timed_out = stop.timed_out
         log.info("explained in %.0f+%.0f ms (%d prompt tokens, %d reused, %d generated, %s)",
                  gen.prompt_ms, gen.generate_ms, gen.n_prompt, gen.n_reused, gen.n_generated,
