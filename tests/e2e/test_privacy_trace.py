@@ -17,6 +17,7 @@ import asyncio
 import re
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +36,16 @@ SECRET = "xoxb-2048-90210-a1B2c3D4e5F6"
 LEAKY = f'SLACK_TOKEN = "{SECRET}"\n\n\ndef notify(text):\n    return post(SLACK_TOKEN, text)\n'
 
 
+_PID = re.compile(r"^(\d+) +(.*)$")
+
+
 def _merged_lines(log: Path) -> list[str]:
     """strace lines with each `<unfinished ...>` call joined to its `resumed` rest."""
     pending: dict[str, str] = {}
     out: list[str] = []
     for line in log.read_text(errors="replace").splitlines():
-        pid, _, rest = line.partition(" ")
+        prefixed = _PID.match(line)  # strace writes "PID " first when it follows forks into a file
+        pid, rest = (prefixed.group(1), prefixed.group(2)) if prefixed else ("", line)
         if rest.endswith("<unfinished ...>"):
             pending[pid] = rest[: -len("<unfinished ...>")]
         elif rest.startswith("<... ") and " resumed>" in rest:
@@ -92,6 +97,31 @@ def created_paths(lines: list[str], cwd: Path) -> set[Path]:
     return made
 
 
+def strace_command(strace: str, workdir: Path) -> list[str]:
+    """strace's options for this machine, checked on a tiny traced child first.
+
+    ``--seccomp-bpf`` makes tracing cheap (only the named calls stop the tracee), but a
+    kernel or sandbox that does not deliver seccomp trace events to ptrace lets the
+    traced process run unseen, and the trace comes back empty. The probe opens a
+    known file; the first option set whose trace shows that open is used.
+    """
+    marker = workdir / "probe-marker"
+    marker.write_text("")
+    tried = []
+    for fast in (["--seccomp-bpf"], []):
+        command = [strace, "-f", "-qq", *fast, "-e", f"trace={TRACED}", "-e", "signal=none"]
+        probe_log = workdir / "probe.log"
+        done = subprocess.run([*command, "-o", str(probe_log), sys.executable, "-S", "-c",
+                               f"open({str(marker)!r}).close()"],
+                              capture_output=True, text=True, timeout=60)
+        seen = probe_log.read_text(errors="replace") if probe_log.exists() else ""
+        if done.returncode == 0 and str(marker) in seen:
+            return command
+        tried.append(f"{' '.join(fast) or 'plain'}: exit {done.returncode}, "
+                     f"stderr {done.stderr.strip()[:300]!r}, trace {seen[:300]!r}")
+    pytest.fail("strace cannot trace a child process here; " + "; ".join(tried))
+
+
 @pytest.mark.asyncio
 async def test_a_traced_session_stays_on_loopback_and_inside_its_cache(model_installed: Path):
     from pytest_lsp import make_test_lsp_client
@@ -113,9 +143,8 @@ async def test_a_traced_session_stays_on_loopback_and_inside_its_cache(model_ins
                 "completion": {"timeoutMs": 120000}, "explain": {"maxTokens": 48}}
     client = make_test_lsp_client()
     states = track_status(client)
-    await client.start_io(strace, "-f", "-qq", "--seccomp-bpf", "-e", f"trace={TRACED}",
-                          "-e", "signal=none", "-o", str(log),
-                          sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info",
+    command = strace_command(strace, base)
+    await client.start_io(*command, "-o", str(log), sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info",
                           env=server_env(SLM_LSP_HOME=str(home), PYTHONDONTWRITEBYTECODE="1"),
                           cwd=str(workspace))
     try:
@@ -167,7 +196,8 @@ async def test_a_traced_session_stays_on_loopback_and_inside_its_cache(model_ins
         await client.stop()
 
     lines = _merged_lines(log)
-    assert any(line.startswith("openat(") for line in lines), "the trace recorded nothing"
+    head = log.read_text(errors="replace")[:2000] if log.exists() else "(no trace file)"
+    assert any(line.startswith("openat(") for line in lines), f"the trace recorded nothing: {head!r}"
     outside = [(c, a) for c, a in network_addresses(lines) if not is_loopback(a)]
     assert outside == [], f"non-loopback socket calls: {outside}"
 
