@@ -279,3 +279,76 @@ def test_a_branch_switch_is_one_update_pass_then_idle():
         _answers(server, root, "after-switch")
     finally:
         server.stop()
+
+
+def _first_snapshot(folder: Path, proc: subprocess.Popen[bytes], timeout: float) -> Path | None:
+    """The first KV snapshot file to appear in ``folder``, polled every millisecond so
+    that the caller can kill the server while llama.cpp's state is still being written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            found = next((p for p in folder.iterdir() if p.suffix == ".kv"), None)
+        except FileNotFoundError:
+            found = None
+        if found is not None:
+            return found
+        time.sleep(0.001)
+    return None
+
+
+@pytest.mark.model
+def test_killed_while_saving_kv_states_the_next_start_serves(model_installed: Path):
+    """SIGKILL the real-model server the moment a saved KV state appears on disk (a far jump
+    writes the cache's state before it is overwritten), five times: the next start removes
+    what the dead processes left, never reads a half-written state, and serves."""
+    base = Path(tempfile.mkdtemp(prefix="slm-kvkill-"))
+    home = base / "home"
+    source = Path(random.__file__)  # a long file nobody here wrote
+    text = source.read_text()
+    lines = text.split("\n")
+    far = [i for i, line in enumerate(lines) if line.startswith("    def ") and i > 200][-1]
+    settings = {"model": {"path": str(model_installed)}, "index": {"enabled": False},
+                "completion": {"timeoutMs": 120000, "maxTokens": 16}}
+    uri = (base / "random_copy.py").as_uri()
+    left: list[tuple[int, int]] = []
+    for n in range(5):
+        server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"],
+                           home, f"kv-{n}.log")
+        try:
+            server.initialize(settings)
+            server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+                "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+            for tag, row in (("near", 40), ("far", far)):
+                server.send({"jsonrpc": "2.0", "id": f"{tag}-{n}", "method": "textDocument/inlineCompletion",
+                             "params": {"textDocument": {"uri": uri},
+                                        "position": {"line": row, "character": len(lines[row])},
+                                        "context": {"triggerKind": 1}}})
+                if tag == "near":
+                    assert server.wait([f"near-{n}"], 180) == [], server.log.read_text()[-3000:]
+            saved = _first_snapshot(home / "kv" / str(server.proc.pid), server.proc, 180)
+            assert saved is not None, "no KV state was saved: " + server.log.read_text()[-3000:]
+            server.proc.kill()
+            server.proc.wait(10)
+            left.append((server.proc.pid, saved.stat().st_size if saved.exists() else 0))
+        finally:
+            if server.proc.poll() is None:
+                server.proc.kill()
+    assert all((home / "kv" / str(pid)).exists() for pid, _ in left), "nothing was left to clean up"
+
+    server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"], home, "after.log")
+    try:
+        server.initialize(settings)
+        server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+        server.send({"jsonrpc": "2.0", "id": "after", "method": "textDocument/inlineCompletion",
+                     "params": {"textDocument": {"uri": uri},
+                                "position": {"line": far, "character": len(lines[far])},
+                                "context": {"triggerKind": 1}}})
+        assert server.wait(["after"], 180) == [], server.log.read_text()[-3000:]
+        assert "result" in server.responses['"after"'], server.responses['"after"']
+        remaining = sorted(p.name for p in (home / "kv").iterdir())
+        assert remaining == [str(server.proc.pid)], f"dead processes' states left: {remaining}"
+        told = server.log.read_text()
+        assert "could not read a KV snapshot" not in told and "could not restore" not in told, told[-3000:]
+    finally:
+        server.stop()

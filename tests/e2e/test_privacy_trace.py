@@ -103,7 +103,7 @@ def strace_command(strace: str, workdir: Path) -> list[str]:
     ``--seccomp-bpf`` makes tracing cheap (only the named calls stop the tracee), but a
     kernel or sandbox that does not deliver seccomp trace events to ptrace lets the
     traced process run unseen, and the trace comes back empty. The probe opens a
-    known file; the first option set whose trace shows that open is used.
+    known file from a child process; the first option set whose trace shows that open is used.
     """
     marker = workdir / "probe-marker"
     marker.write_text("")
@@ -111,8 +111,10 @@ def strace_command(strace: str, workdir: Path) -> list[str]:
     for fast in (["--seccomp-bpf"], []):
         command = [strace, "-f", "-qq", *fast, "-e", f"trace={TRACED}", "-e", "signal=none"]
         probe_log = workdir / "probe.log"
+        child = f"open({str(marker)!r}).close()"  # opened by a child: -f must follow it
         done = subprocess.run([*command, "-o", str(probe_log), sys.executable, "-S", "-c",
-                               f"open({str(marker)!r}).close()"],
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-S', "
+                               f"'-c', {child!r}], check=True)"],
                               capture_output=True, text=True, timeout=60)
         seen = probe_log.read_text(errors="replace") if probe_log.exists() else ""
         if done.returncode == 0 and str(marker) in seen:
