@@ -333,7 +333,8 @@ def test_killed_while_saving_kv_states_the_next_start_serves(model_installed: Pa
         finally:
             if server.proc.poll() is None:
                 server.proc.kill()
-    assert all((home / "kv" / str(pid)).exists() for pid, _ in left), "nothing was left to clean up"
+    # each start sweeps the folders of the dead ones before it: the last one's is still there
+    assert (home / "kv" / str(left[-1][0])).exists(), f"nothing was left to clean up: {left}"
 
     server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"], home, "after.log")
     try:

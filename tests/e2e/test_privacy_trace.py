@@ -146,7 +146,8 @@ async def test_a_traced_session_stays_on_loopback_and_inside_its_cache(model_ins
     client = make_test_lsp_client()
     states = track_status(client)
     command = strace_command(strace, base)
-    await client.start_io(*command, "-o", str(log), sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info",
+    await client.start_io(*command, "-o", str(log),
+                          sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info",
                           env=server_env(SLM_LSP_HOME=str(home), PYTHONDONTWRITEBYTECODE="1"),
                           cwd=str(workspace))
     try:

@@ -38,7 +38,8 @@ def test_vscode_properties_mirror_the_server_settings() -> None:
     props = docgen.vscode_properties()
     for row in describe():
         prop = props[row.key]
-        assert prop["type"] == {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}[row.type]
+        json_types = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+        assert prop["type"] == json_types[row.type]
         assert prop["default"] == row.default
         assert prop["markdownDescription"] == row.doc
     assert props["slm.completion.maxTokens"]["minimum"] == 1
