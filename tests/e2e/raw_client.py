@@ -72,6 +72,18 @@ class RawServer:
         body = json.dumps(message).encode()
         self.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
+    def open_document(self, uri: str, text: str) -> None:
+        """`textDocument/didOpen` of a Python document."""
+        self.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+
+    def ask_completion(self, request_id: str, uri: str, line: int, character: int) -> None:
+        """An explicitly invoked `textDocument/inlineCompletion`; ``wait`` for its answer."""
+        self.send({"jsonrpc": "2.0", "id": request_id, "method": "textDocument/inlineCompletion",
+                   "params": {"textDocument": {"uri": uri},
+                              "position": {"line": line, "character": character},
+                              "context": {"triggerKind": 1}}})
+
     def wait(self, ids: list[Any], timeout: float = ANSWER_S) -> list[Any]:
         """The ids among ``ids`` still unanswered after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

@@ -25,6 +25,7 @@ from .raw_client import RawServer
 
 HERE = Path(__file__).parent
 LAUNCHER = [sys.executable, str(HERE / "fake_model_server.py")]
+REAL_SERVER = [sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"]
 SLM = {"index": {"context": "both"}, "completion": {"timeoutMs": 20000}}
 ENV = {"SLM_TEST_HASH_EMBEDDER": "1"}
 
@@ -106,8 +107,7 @@ def test_killed_twenty_times_at_random_moments_loses_nothing():
         # hover and completions write the explanation cache and the result caches meanwhile
         uri = (root / "hypothesis" / "core.py").as_uri()
         text = (root / "hypothesis" / "core.py").read_text()
-        server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-            "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+        server.open_document(uri, text)
         row = next(i for i, x in enumerate(text.split("\n")) if x.startswith("def "))
         server.send({"jsonrpc": "2.0", "id": f"h-{n}", "method": "textDocument/hover", "params": {
             "textDocument": {"uri": uri}, "position": {"line": row, "character": 5}}})
@@ -195,11 +195,8 @@ def test_a_full_or_read_only_cache_is_told_once_and_completions_go_on(mount):
 
 def _answers_completion(server: RawServer, root: Path, tag: str) -> None:
     uri = (root.parent / f"scratch_{tag}.py").as_uri()
-    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": "def f(value):\n    return \n"}}})
-    server.send({"jsonrpc": "2.0", "id": f"c-{tag}", "method": "textDocument/inlineCompletion",
-                 "params": {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11},
-                            "context": {"triggerKind": 1}}})
+    server.open_document(uri, "def f(value):\n    return \n")
+    server.ask_completion(f"c-{tag}", uri, 1, 11)
     assert server.wait([f"c-{tag}"], 60) == [], server.log.read_text()[-3000:]
     assert "result" in server.responses[f'"c-{tag}"'], server.responses[f'"c-{tag}"']
 
@@ -212,7 +209,7 @@ def test_a_model_file_changed_under_the_server(model_installed: Path, change: st
     base = Path(tempfile.mkdtemp(prefix=f"slm-model-{change}-"))
     copy = base / "model.gguf"
     shutil.copyfile(model_installed, copy)
-    server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"], base)
+    server = RawServer(REAL_SERVER, base)
     try:
         server.initialize({"model": {"path": str(copy)}, "index": {"enabled": False},
                            "completion": {"timeoutMs": 120000}})
@@ -310,41 +307,31 @@ def test_killed_while_saving_kv_states_the_next_start_serves(model_installed: Pa
     settings = {"model": {"path": str(model_installed)}, "index": {"enabled": False},
                 "completion": {"timeoutMs": 120000, "maxTokens": 16}}
     uri = (base / "random_copy.py").as_uri()
-    left: list[tuple[int, int]] = []
+    killed: list[int] = []
     for n in range(5):
-        server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"],
-                           home, f"kv-{n}.log")
+        server = RawServer(REAL_SERVER, home, f"kv-{n}.log")
         try:
             server.initialize(settings)
-            server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-                "uri": uri, "languageId": "python", "version": 1, "text": text}}})
-            for tag, row in (("near", 40), ("far", far)):
-                server.send({"jsonrpc": "2.0", "id": f"{tag}-{n}", "method": "textDocument/inlineCompletion",
-                             "params": {"textDocument": {"uri": uri},
-                                        "position": {"line": row, "character": len(lines[row])},
-                                        "context": {"triggerKind": 1}}})
-                if tag == "near":
-                    assert server.wait([f"near-{n}"], 180) == [], server.log.read_text()[-3000:]
+            server.open_document(uri, text)
+            server.ask_completion(f"near-{n}", uri, 40, len(lines[40]))
+            assert server.wait([f"near-{n}"], 180) == [], server.log.read_text()[-3000:]
+            server.ask_completion(f"far-{n}", uri, far, len(lines[far]))
             saved = _first_snapshot(home / "kv" / str(server.proc.pid), server.proc, 180)
             assert saved is not None, "no KV state was saved: " + server.log.read_text()[-3000:]
             server.proc.kill()
             server.proc.wait(10)
-            left.append((server.proc.pid, saved.stat().st_size if saved.exists() else 0))
+            killed.append(server.proc.pid)
         finally:
             if server.proc.poll() is None:
                 server.proc.kill()
     # each start sweeps the folders of the dead ones before it: the last one's is still there
-    assert (home / "kv" / str(left[-1][0])).exists(), f"nothing was left to clean up: {left}"
+    assert (home / "kv" / str(killed[-1])).exists(), f"nothing was left to clean up: {killed}"
 
-    server = RawServer([sys.executable, "-m", "slm_lsp", "serve", "--log-level", "info"], home, "after.log")
+    server = RawServer(REAL_SERVER, home, "after.log")
     try:
         server.initialize(settings)
-        server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-            "uri": uri, "languageId": "python", "version": 1, "text": text}}})
-        server.send({"jsonrpc": "2.0", "id": "after", "method": "textDocument/inlineCompletion",
-                     "params": {"textDocument": {"uri": uri},
-                                "position": {"line": far, "character": len(lines[far])},
-                                "context": {"triggerKind": 1}}})
+        server.open_document(uri, text)
+        server.ask_completion("after", uri, far, len(lines[far]))
         assert server.wait(["after"], 180) == [], server.log.read_text()[-3000:]
         assert "result" in server.responses['"after"'], server.responses['"after"']
         remaining = sorted(p.name for p in (home / "kv").iterdir())

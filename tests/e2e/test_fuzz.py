@@ -170,12 +170,9 @@ def _big_document(server: RawServer) -> None:
     """A 50 MB document opened, asked about, changed and closed."""
     uri = "file:///fuzz/huge.py"
     text = "x = 1\n" * (50 * 1024 * 1024 // 6)
-    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+    server.open_document(uri, text)
     for n, (line, char) in enumerate([(0, 0), (len(text) // 12, 3), (10**9, 0)]):
-        server.send({"jsonrpc": "2.0", "id": f"big-{n}", "method": "textDocument/inlineCompletion",
-                     "params": {"textDocument": {"uri": uri}, "position": {
-                         "line": line, "character": char}, "context": {"triggerKind": 1}}})
+        server.ask_completion(f"big-{n}", uri, line, char)
     server.send({"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {
         "textDocument": {"uri": uri}}})
     assert server.wait(["big-0", "big-1", "big-2"], 120) == []

@@ -36,9 +36,9 @@ def test_table_lists_every_setting() -> None:
 
 def test_vscode_properties_mirror_the_server_settings() -> None:
     props = docgen.vscode_properties()
+    json_types = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
     for row in describe():
         prop = props[row.key]
-        json_types = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
         assert prop["type"] == json_types[row.type]
         assert prop["default"] == row.default
         assert prop["markdownDescription"] == row.doc
