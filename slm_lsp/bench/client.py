@@ -143,6 +143,8 @@ class BenchServer:
         self.messages: list[str] = []
         self.progress_ends: list[str] = []
         """Messages of the `$/progress` "end" reports received."""
+        self.progress_reports: list[tuple[float, str, int | None]] = []
+        """(arrival, message, percentage) of the `$/progress` "report"s received."""
         self.docs: dict[str, Document] = {}
         self._stderr_task: asyncio.Task[None] | None = None
         self._register_handlers()
@@ -155,6 +157,7 @@ class BenchServer:
 
     def _register_handlers(self) -> None:
         states, messages, ends = self.states, self.messages, self.progress_ends
+        reports = self.progress_reports
 
         def on_status(params: Any) -> None:
             states.append((str(getattr(params, "state", "")), str(getattr(params, "message", ""))))
@@ -168,11 +171,16 @@ class BenchServer:
         def on_progress(params: Any) -> None:
             value = getattr(params, "value", None)
             if isinstance(value, dict):
-                kind, message = value.get("kind"), value.get("message")
+                kind, message, share = (value.get("kind"), value.get("message"),
+                                        value.get("percentage"))
             else:
-                kind, message = getattr(value, "kind", None), getattr(value, "message", None)
+                kind, message, share = (getattr(value, "kind", None),
+                                        getattr(value, "message", None),
+                                        getattr(value, "percentage", None))
             if kind == "end":
                 ends.append(str(message or ""))
+            elif kind == "report":
+                reports.append((time.perf_counter(), str(message or ""), share))
 
         self._on("slm/status", on_status)
         self._on(types.WINDOW_SHOW_MESSAGE, on_message)

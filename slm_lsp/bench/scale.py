@@ -1,0 +1,322 @@
+"""`python -m slm_lsp.bench.scale`: the server on a repository of thousands of files.
+
+The repository is a pinned source distribution from PyPI (default: Django, 2,800 Python
+files with its test suite), fetched with `pip download --no-binary` into `.bench/sdists/`
+and unpacked into `.bench/src/`. Two runs of the real server (the installed default model,
+default settings but a completion timeout long enough that every answer is timed):
+
+1. *during the build*: a fresh cache home, so the server starts its first index build;
+   as soon as it is ready, the same completion tasks are asked while the build runs.
+   The server's resident memory is sampled throughout; its peak (VmHWM) is read when
+   the build ends. Every `$/progress` report is recorded.
+2. *no build*: the same cache home again; the server loads the saved index, checks it
+   (nothing changed, nothing is embedded), and only after that check ended are the same
+   tasks asked.
+
+A task is a target line (seeded draw, as in the quality benchmark): the file is opened
+with the line cut at its indentation and a completion is asked there (a newly opened
+file: a cold prompt), then three characters of the line are typed, one request each.
+Writes ``--out`` (JSON) and the Markdown report next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .client import BenchServer
+from .machine import commit, load_average, machine, model_facts
+from .run import load_sources
+from .session import BENCH_DIR, PROJECT, warm_up
+from .targets import Target, masked_document, select_targets
+
+DEFAULT_REQUIREMENT = "django==5.2.19"
+MIN_FILES = 2000
+"""The issue's bar: a repository of at least this many source files."""
+PEAK_RSS_LIMIT_MIB = 1.6e9 / 2**20
+"""1.6 GB, the peak resident memory the first build may reach."""
+SLOWER_LIMIT_MS = 1000.0
+"""How much slower a completion during the build may be than without one."""
+TYPED_CHARS = 3
+SETTINGS: dict[str, Any] = {"completion": {"timeoutMs": 600000}, "index": {"enabled": True}}
+BUILD_TIMEOUT_S = 3600.0
+SAMPLE_S = 1.0
+
+
+def fetch_sdist(requirement: str) -> Path:
+    """The unpacked source distribution of ``requirement`` under `.bench/src/`."""
+    sdists = BENCH_DIR / "sdists"
+    sdists.mkdir(parents=True, exist_ok=True)
+    name, version = (part.strip() for part in requirement.split("=="))
+    stem = f"{name}-{version}".lower()
+    found = [p for p in sdists.glob("*.tar.gz") if p.name.lower() == f"{stem}.tar.gz"]
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
+                        ":all:", "--quiet", "-d", str(sdists), requirement], check=True)
+        found = [p for p in sdists.glob("*.tar.gz") if p.name.lower() == f"{stem}.tar.gz"]
+    if not found:
+        raise SystemExit(f"error: pip downloaded no source distribution for {requirement}")
+    target = BENCH_DIR / "src" / stem
+    if not target.is_dir():
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        with tarfile.open(found[0]) as archive:
+            archive.extractall(staging, filter="data")
+        tops = list(staging.iterdir())
+        (tops[0] if len(tops) == 1 else staging).rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class Sampler:
+    """The server's resident memory every `SAMPLE_S` while running."""
+
+    def __init__(self, server: BenchServer) -> None:
+        self.server = server
+        self.max_rss_mib = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def __enter__(self) -> Sampler:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            rss = self.server.rss_mib()["rss_mib"]
+            if rss is not None:
+                self.max_rss_mib = max(self.max_rss_mib, rss)
+            await asyncio.sleep(SAMPLE_S)
+
+
+async def run_tasks(server: BenchServer, targets: list[Target], texts: dict[str, str],
+                    building: bool) -> list[dict[str, Any]]:
+    """Each target opened cut at its indentation, completed, then typed into; the records.
+    ``building``: note whether the first build had ended when each answer came."""
+    records = []
+    for target in targets:
+        doc = masked_document(texts[target.path], target, target.indent)
+        server.open(target.path, doc, target.language)
+        column = target.indent
+        for step in range(TYPED_CHARS + 1):
+            if step:
+                server.type_char(target.path, target.line, column, target.text[column])
+                column += 1
+            answer = await server.complete(target.path, target.line, column)
+            records.append({"target": target.key, "kind": "typing" if step else "open",
+                            "ms": round(answer.ms, 1), "error": answer.error,
+                            "during_build": building and not server.progress_ends})
+            if column >= len(target.text.rstrip()):
+                break
+        server.close(target.path)
+    return records
+
+
+async def session(root: Path, home: Path, targets: list[Target], texts: dict[str, str],
+                  *, first: bool) -> dict[str, Any]:
+    """One server on ``root`` with cache home ``home``: the first build (``first``) or
+    a start on the saved index."""
+    log = BENCH_DIR / "logs" / f"scale-{'build' if first else 'nobuild'}.log"
+    log.unlink(missing_ok=True)
+    server = BenchServer(root, SETTINGS, log, env=_env(home), progress=True)
+    started = time.perf_counter()
+    await server.start()
+    out: dict[str, Any] = {"start_s": round(time.perf_counter() - started, 1)}
+    try:
+        with Sampler(server) as sampler:
+            if not first:
+                await _wait_build(server)
+                out["index_check_s"] = round(time.perf_counter() - started, 1)
+            warm = await warm_up(server)
+            out["warmup_ms"] = round(warm.ms, 1)
+            out["tasks"] = await run_tasks(server, targets, texts, building=first)
+            if first:
+                await _wait_build(server)
+                out["build_s"] = round(time.perf_counter() - started, 1)
+            out["index"] = server.progress_ends[0]
+            out.update(server.rss_mib())
+            out["max_sampled_rss_mib"] = sampler.max_rss_mib
+        out["progress"] = _progress(server, started)
+        out["log"] = str(log.relative_to(PROJECT))
+    finally:
+        await server.stop()
+    return out
+
+
+async def _wait_build(server: BenchServer) -> None:
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    while not server.progress_ends:
+        if not server.alive() or time.monotonic() > deadline:
+            raise SystemExit(f"error: the index build did not end; see {server.log.path}")
+        await asyncio.sleep(0.2)
+
+
+def _env(home: Path) -> dict[str, str]:
+    import os
+
+    from ..paths import models_dir
+
+    link = home / "models"
+    if not link.exists():
+        link.symlink_to(models_dir().resolve(), target_is_directory=True)
+    return dict(os.environ, SLM_LSP_HOME=str(home))
+
+
+def _progress(server: BenchServer, started: float) -> dict[str, Any]:
+    """How the build reported itself: count, longest silence, first and last messages."""
+    reports = server.progress_reports
+    times = [started, *(at for at, _, _ in reports)]
+    return {"reports": len(reports),
+            "longest_gap_s": round(max((b - a for a, b in zip(times, times[1:], strict=False)),
+                                       default=0.0), 1),
+            "first": [m for _, m, _ in reports[:3]], "last": [m for _, m, _ in reports[-3:]],
+            "percentages_rise": all(a[2] is None or b[2] is None or a[2] <= b[2]
+                                    for a, b in zip(reports, reports[1:], strict=False))}
+
+
+def compare(build: list[dict[str, Any]], quiet: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-request slowdown of the build run against the quiet one, by kind, counting only
+    the requests answered while the build ran."""
+    by_kind: dict[str, Any] = {}
+    for kind in ("open", "typing", "all"):
+        pairs = [(b["ms"], q["ms"]) for b, q in zip(build, quiet, strict=True)
+                 if b["during_build"] and (kind == "all" or b["kind"] == kind)
+                 and not b["error"] and not q["error"]]
+        if not pairs:
+            continue
+        slower = [b - q for b, q in pairs]
+        by_kind[kind] = {"requests": len(pairs),
+                         "build_median_ms": round(statistics.median(b for b, _ in pairs), 1),
+                         "quiet_median_ms": round(statistics.median(q for _, q in pairs), 1),
+                         "slower_median_ms": round(statistics.median(slower), 1),
+                         "slower_mean_ms": round(statistics.fmean(slower), 1),
+                         "slower_max_ms": round(max(slower), 1)}
+    return by_kind
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown report."""
+    build, quiet, cmp = result["build"], result["nobuild"], result["slowdown"]
+    peak = build["peak_rss_mib"]
+    worst = cmp.get("all", {}).get("slower_max_ms")
+    answered = sum(1 for t in build["tasks"] if t["during_build"])
+    lines = [
+        "# The server on a large repository",
+        "",
+        "Written by `python -m slm_lsp.bench.scale` (see its docstring); do not edit by hand.",
+        "",
+        f"Repository: `{result['requirement']}` source distribution, {result['files']} source "
+        f"files with a grammar (the bar: {MIN_FILES}).",
+        "",
+        "## First index build",
+        "",
+        f"- {build['index']} in {build['build_s']} s after the server started",
+        f"- peak resident memory (VmHWM) of the server when the build ended: {peak} MiB "
+        f"(limit {PEAK_RSS_LIMIT_MIB:.0f} MiB = 1.6 GB: "
+        f"{'met' if peak is not None and peak <= PEAK_RSS_LIMIT_MIB else 'NOT met'}); "
+        f"resident then {build['rss_mib']} MiB",
+        f"- progress: {build['progress']['reports']} reports, the longest silence "
+        f"{build['progress']['longest_gap_s']} s, percentages never fall: "
+        f"{build['progress']['percentages_rise']}; first "
+        f"{', '.join(repr(m) for m in build['progress']['first'])}; last "
+        f"{', '.join(repr(m) for m in build['progress']['last'])}",
+        f"- restart on the saved index: checked in {quiet.get('index_check_s')} s "
+        f"({quiet['index']}), peak resident memory {quiet['peak_rss_mib']} MiB",
+        "",
+        "## Completions during the build",
+        "",
+        f"{len(result['targets'])} target lines, each opened cut at its indentation (a cold "
+        f"prompt) and then typed into {TYPED_CHARS} characters, one request each; "
+        f"{answered} of {len(build['tasks'])} requests were answered while the build ran. "
+        "Slower = the build run's time minus the same request's time in the run with no build.",
+        "",
+        "| requests | n | median ms, build running | median ms, no build | slower: median | "
+        "mean | max |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind, row in cmp.items():
+        lines.append(f"| {kind} | {row['requests']} | {row['build_median_ms']} | "
+                     f"{row['quiet_median_ms']} | {row['slower_median_ms']} | "
+                     f"{row['slower_mean_ms']} | {row['slower_max_ms']} |")
+    verdict = ("met" if worst is not None and worst <= SLOWER_LIMIT_MS else "NOT met")
+    lines += [
+        "",
+        f"The bar, no request more than {SLOWER_LIMIT_MS:.0f} ms slower: {verdict}.",
+        "",
+        "## Run",
+        "",
+        f"- machine: {result['machine']['cpu_model']}, {result['machine']['cores']} cores, "
+        f"load average at the start {result['machine']['load_start']}, at the end "
+        f"{result['load_end']}",
+        f"- model: {result['model'].get('file')}; commit {result['commit']['hash']}"
+        f"{' (dirty)' if result['commit']['dirty'] else ''}",
+        f"- server logs: {build['log']}, {quiet['log']}",
+        "",
+        "```",
+        result["command"],
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def bench(requirement: str, count: int, seed: int) -> dict[str, Any]:
+    root = fetch_sdist(requirement)
+    texts = load_sources(root)
+    if len(texts) < MIN_FILES:
+        raise SystemExit(f"error: {requirement} has {len(texts)} source files, under {MIN_FILES}")
+    targets = select_targets(texts, count, seed)
+    sys.stderr.write(f"{requirement}: {len(texts)} files, {len(targets)} targets\n")
+    result: dict[str, Any] = {"requirement": requirement, "files": len(texts),
+                              "machine": machine(), "commit": commit(PROJECT),
+                              "model": model_facts("", ""),
+                              "targets": [t.key for t in targets]}
+    with tempfile.TemporaryDirectory(prefix="slm-scale-") as tmp:
+        home = Path(tmp)
+        result["build"] = await session(root, home, targets, texts, first=True)
+        sys.stderr.write(f"build run: {result['build']['index']} in "
+                         f"{result['build']['build_s']} s\n")
+        result["nobuild"] = await session(root, home, targets, texts, first=False)
+    result["slowdown"] = compare(result["build"]["tasks"], result["nobuild"]["tasks"])
+    result["load_end"] = load_average()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench.scale",
+                                     description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--requirement", default=DEFAULT_REQUIREMENT,
+                        help="pinned PyPI requirement of the repository (name==version)")
+    parser.add_argument("--targets", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "scale.json")
+    args = parser.parse_args(argv)
+    if "==" not in args.requirement:
+        parser.error("--requirement must pin a version (name==version)")
+    result = asyncio.run(bench(args.requirement, args.targets, args.seed))
+    result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.scale",
+                                    *(sys.argv[1:] if argv is None else argv)])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(render(result), encoding="utf-8")
+    sys.stderr.write(f"wrote {args.out} and {args.out.with_suffix('.md')}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
