@@ -2,16 +2,20 @@
 
 The repository is a pinned source distribution from PyPI (default: Django, 2,800 Python
 files with its test suite), fetched with `pip download --no-binary` into `.bench/sdists/`
-and unpacked into `.bench/src/`. Two runs of the real server (the installed default model,
-default settings but a completion timeout long enough that every answer is timed):
+and unpacked into `.bench/src/`. Runs of the real server (the installed default model,
+default settings but for a completion timeout long enough that every answer is timed):
 
-1. *during the build*: a fresh cache home, so the server starts its first index build;
-   as soon as it is ready, the same completion tasks are asked while the build runs.
-   The server's resident memory is sampled throughout; its peak (VmHWM) is read when
-   the build ends. Every `$/progress` report is recorded.
-2. *no build*: the same cache home again; the server loads the saved index, checks it
-   (nothing changed, nothing is embedded), and only after that check ended are the same
-   tasks asked.
+1. *during the build*: ``index.context`` "both", so the server builds the embedding index
+   (the default context, definitions, reads source files and builds none); a fresh cache
+   home, so this is the first build. As soon as the server is ready, the completion tasks
+   are asked while the build runs. Resident memory is sampled throughout; its peak
+   (VmHWM) is read when the build ends; every `$/progress` report is recorded.
+2. *no build*: the default context (definitions: no embedding index, no build), a fresh
+   cache home, the same tasks: the same prompts a request during the build gets, unless
+   the partly built index already gives it similar chunks (the log says; they count
+   against the build run).
+3. *restart*: "both" again on the first run's cache home: how long the saved index takes
+   to check (nothing changed, nothing is embedded), and the memory then.
 
 A task is a target line (seeded draw, as in the quality benchmark): the file is opened
 with the line cut at its indentation and a completion is asked there (a newly opened
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shlex
 import shutil
 import statistics
@@ -49,8 +54,12 @@ PEAK_RSS_LIMIT_MIB = 1.6e9 / 2**20
 SLOWER_LIMIT_MS = 1000.0
 """How much slower a completion during the build may be than without one."""
 TYPED_CHARS = 3
-SETTINGS: dict[str, Any] = {"completion": {"timeoutMs": 600000}, "index": {"enabled": True}}
+COMPLETION = {"timeoutMs": 600000}
+BUILDING: dict[str, Any] = {"completion": COMPLETION, "index": {"context": "both"}}
+QUIET: dict[str, Any] = {"completion": COMPLETION, "index": {"context": "definitions"}}
 BUILD_TIMEOUT_S = 3600.0
+_SIMILAR = re.compile(r"^.*repository context for .*, [1-9][0-9]* similar files$", re.M)
+"""A logged completion context that holds search hits."""
 SAMPLE_S = 1.0
 
 
@@ -127,34 +136,35 @@ async def run_tasks(server: BenchServer, targets: list[Target], texts: dict[str,
     return records
 
 
-async def session(root: Path, home: Path, targets: list[Target], texts: dict[str, str],
-                  *, first: bool) -> dict[str, Any]:
-    """One server on ``root`` with cache home ``home``: the first build (``first``) or
-    a start on the saved index."""
-    log = BENCH_DIR / "logs" / f"scale-{'build' if first else 'nobuild'}.log"
+async def session(root: Path, home: Path, name: str, settings: dict[str, Any],
+                  tasks: tuple[list[Target], dict[str, str]] | None) -> dict[str, Any]:
+    """One server on ``root`` with cache home ``home`` and ``slm`` settings ``settings``:
+    ``tasks`` (targets and texts) asked as soon as it is ready, then, when it builds an
+    index, the build (or the check of a saved one) waited for."""
+    log = BENCH_DIR / "logs" / f"scale-{name}.log"
     log.unlink(missing_ok=True)
-    server = BenchServer(root, SETTINGS, log, env=_env(home), progress=True)
+    indexes = settings["index"]["context"] != "definitions"
+    server = BenchServer(root, settings, log, env=_env(home), progress=True)
     started = time.perf_counter()
     await server.start()
-    out: dict[str, Any] = {"start_s": round(time.perf_counter() - started, 1)}
+    out: dict[str, Any] = {"settings": settings, "start_s": round(time.perf_counter() - started, 1)}
     try:
         with Sampler(server) as sampler:
-            if not first:
+            if tasks is not None:
+                warm = await warm_up(server)
+                out["warmup_ms"] = round(warm.ms, 1)
+                out["tasks"] = await run_tasks(server, *tasks, building=indexes)
+            if indexes:
                 await _wait_build(server)
-                out["index_check_s"] = round(time.perf_counter() - started, 1)
-            warm = await warm_up(server)
-            out["warmup_ms"] = round(warm.ms, 1)
-            out["tasks"] = await run_tasks(server, targets, texts, building=first)
-            if first:
-                await _wait_build(server)
-                out["build_s"] = round(time.perf_counter() - started, 1)
-            out["index"] = server.progress_ends[0]
+                out["index_s"] = round(time.perf_counter() - started, 1)
+                out["index"] = server.progress_ends[0]
             out.update(server.rss_mib())
             out["max_sampled_rss_mib"] = sampler.max_rss_mib
         out["progress"] = _progress(server, started)
         out["log"] = str(log.relative_to(PROJECT))
     finally:
         await server.stop()
+    out["contexts_with_similar_chunks"] = len(_SIMILAR.findall(log.read_text(encoding="utf-8")))
     return out
 
 
@@ -212,6 +222,7 @@ def compare(build: list[dict[str, Any]], quiet: list[dict[str, Any]]) -> dict[st
 def render(result: dict[str, Any]) -> str:
     """The Markdown report."""
     build, quiet, cmp = result["build"], result["nobuild"], result["slowdown"]
+    restart = result["restart"]
     peak = build["peak_rss_mib"]
     worst = cmp.get("all", {}).get("slower_max_ms")
     answered = sum(1 for t in build["tasks"] if t["during_build"])
@@ -225,7 +236,8 @@ def render(result: dict[str, Any]) -> str:
         "",
         "## First index build",
         "",
-        f"- {build['index']} in {build['build_s']} s after the server started",
+        f"- {build['index']} in {build['index_s']} s after the server started "
+        "(`index.context` \"both\")",
         f"- peak resident memory (VmHWM) of the server when the build ended: {peak} MiB "
         f"(limit {PEAK_RSS_LIMIT_MIB:.0f} MiB = 1.6 GB: "
         f"{'met' if peak is not None and peak <= PEAK_RSS_LIMIT_MIB else 'NOT met'}); "
@@ -235,15 +247,19 @@ def render(result: dict[str, Any]) -> str:
         f"{build['progress']['percentages_rise']}; first "
         f"{', '.join(repr(m) for m in build['progress']['first'])}; last "
         f"{', '.join(repr(m) for m in build['progress']['last'])}",
-        f"- restart on the saved index: checked in {quiet.get('index_check_s')} s "
-        f"({quiet['index']}), peak resident memory {quiet['peak_rss_mib']} MiB",
+        f"- restart on the saved index: checked in {restart['index_s']} s after the start "
+        f"({restart['index']}), peak resident memory {restart['peak_rss_mib']} MiB",
         "",
         "## Completions during the build",
         "",
         f"{len(result['targets'])} target lines, each opened cut at its indentation (a cold "
         f"prompt) and then typed into {TYPED_CHARS} characters, one request each; "
         f"{answered} of {len(build['tasks'])} requests were answered while the build ran. "
-        "Slower = the build run's time minus the same request's time in the run with no build.",
+        "Slower = the build run's time minus the same request's time in a server with no "
+        "build (the default definition context: no embedding index). Contexts with "
+        f"similar chunks (from the partly built index) in the build run: "
+        f"{build['contexts_with_similar_chunks']}, in the other: "
+        f"{quiet['contexts_with_similar_chunks']}.",
         "",
         "| requests | n | median ms, build running | median ms, no build | slower: median | "
         "mean | max |",
@@ -288,10 +304,15 @@ async def bench(requirement: str, count: int, seed: int) -> dict[str, Any]:
                               "targets": [t.key for t in targets]}
     with tempfile.TemporaryDirectory(prefix="slm-scale-") as tmp:
         home = Path(tmp)
-        result["build"] = await session(root, home, targets, texts, first=True)
+        build = home / "build"
+        build.mkdir()
+        result["build"] = await session(root, build, "build", BUILDING, (targets, texts))
         sys.stderr.write(f"build run: {result['build']['index']} in "
-                         f"{result['build']['build_s']} s\n")
-        result["nobuild"] = await session(root, home, targets, texts, first=False)
+                         f"{result['build']['index_s']} s\n")
+        quiet = home / "quiet"
+        quiet.mkdir()
+        result["nobuild"] = await session(root, quiet, "nobuild", QUIET, (targets, texts))
+        result["restart"] = await session(root, build, "restart", BUILDING, None)
     result["slowdown"] = compare(result["build"]["tasks"], result["nobuild"]["tasks"])
     result["load_end"] = load_average()
     return result
