@@ -167,6 +167,30 @@ def prefix_align(budget: int) -> int:
     return max(8, min(PREFIX_ALIGN, budget // 24))
 
 
+WINDOW_CHARS_PER_TOKEN = 16
+"""Characters per token assumed when a long prefix or suffix is first narrowed to a window
+(code averages about 4): a window that still holds more tokens than the budget contains
+the cut, so the result is the same as from the whole text, at a cost bounded by the
+budget rather than by the file's size. Otherwise the whole text is used."""
+
+
+def _tail_window(text: str, budget: int, align: int) -> str:
+    """The end of ``text`` from an ``align``-multiple line (counted from the start of
+    ``text``) at least ``budget * WINDOW_CHARS_PER_TOKEN`` characters from its end; ``text``
+    itself when it is not longer than that."""
+    start = len(text) - budget * WINDOW_CHARS_PER_TOKEN
+    if start <= 0:
+        return text
+    row = text.count("\n", 0, start)  # the line holding text[start]
+    aligned = row - row % align
+    if aligned == 0:
+        return text
+    pos = start
+    for _ in range(row - aligned + 1):  # back to the newline that ends line aligned - 1
+        pos = text.rfind("\n", 0, pos)
+    return text[pos + 1:]
+
+
 def fit_prefix(text: str, budget: int, count: Callable[[str], int],
                align: int | None = None) -> str:
     """The tail of ``text`` within ``budget`` tokens, cut at a line boundary.
@@ -177,7 +201,10 @@ def fit_prefix(text: str, budget: int, count: Callable[[str], int],
     """
     if align is None:
         align = prefix_align(budget)
-    if count(text) <= budget:
+    window = _tail_window(text, budget, align)
+    if window is not text and count(window) > budget:
+        text = window  # the cut is inside it: what lies before is neither split nor counted
+    elif count(text) <= budget:
         return text
     lines = text.splitlines(keepends=True)
     # Candidate cuts: every ``align`` lines, the last line at the latest. Fewer lines
@@ -212,7 +239,10 @@ def fit_suffix(
     """
     if budget <= 0:
         return ""
-    if count(text) <= budget:
+    end = text.find("\n", budget * WINDOW_CHARS_PER_TOKEN) + 1
+    if end and count(text[:end]) > budget:
+        text = text[:end]  # whole lines that do not fit: the cut is inside them
+    elif count(text) <= budget:
         return text
     lines = text.splitlines(keepends=True)
     lo, hi = 0, len(lines)

@@ -43,15 +43,39 @@ def split_at(text: str, line: int, character: int) -> tuple[str, str]:
     """Split a document at a (line, UTF-16 character) position.
 
     Raises ``ValueError`` for a position outside the document, so a bad request
-    gets a clear error instead of a suggestion for the wrong place.
+    gets a clear error instead of a suggestion for the wrong place. The document is
+    never split into lines: a request in a file of millions of lines allocates only
+    the two halves.
     """
-    lines = text.split("\n")
-    if line < 0 or line >= len(lines):
-        raise ValueError(f"line {line} is outside the document (0..{len(lines) - 1})")
-    current = lines[line]
-    col = utf16_to_index(current, character)
-    offset = sum(len(x) + 1 for x in lines[:line]) + col
-    return text[:offset], text[offset:]
+    if line < 0:
+        raise ValueError(f"line {line} is negative")
+    start = line_start(text, line)
+    if start < 0:
+        raise ValueError(f"line {line} is outside the document (0..{text.count(chr(10))})")
+    end = text.find("\n", start)
+    col = utf16_to_index(text[start:] if end < 0 else text[start:end], character)
+    return text[:start + col], text[start + col:]
+
+
+LINE_BLOCK = 1 << 16
+"""Characters whose line breaks are counted at once while looking for a line."""
+
+
+def line_start(text: str, line: int) -> int:
+    """Offset where 0-based ``line`` starts in ``text``, or -1 past its last line."""
+    seen = pos = 0
+    while line - seen > 0:
+        if pos >= len(text):
+            return -1
+        end = min(len(text), pos + LINE_BLOCK)
+        in_block = text.count("\n", pos, end)
+        if seen + in_block < line:
+            seen, pos = seen + in_block, end
+            continue
+        for _ in range(line - seen):
+            pos = text.index("\n", pos) + 1
+        return pos
+    return pos
 
 
 def utf16_to_index(line: str, character: int) -> int:

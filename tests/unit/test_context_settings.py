@@ -66,3 +66,45 @@ def test_every_setting_has_a_docstring_and_a_wire_key():
     for row in rows:
         assert row.doc, f"{row.key} has no docstring"
         assert row.key.startswith("slm.") and "_" not in row.key
+
+
+def _split_by_lines(text: str, line: int, character: int) -> tuple[str, str] | None:
+    """What split_at must give, computed the plain way (None: outside the document)."""
+    lines = text.split("\n")
+    if not 0 <= line < len(lines):
+        return None
+    offset = sum(len(x) + 1 for x in lines[:line]) + utf16_to_index(lines[line], character)
+    return text[:offset], text[offset:]
+
+
+def test_split_at_matches_splitting_into_lines_across_block_edges(monkeypatch):
+    import random
+
+    import slm_lsp.context as context
+
+    monkeypatch.setattr(context, "LINE_BLOCK", 5)  # many blocks even in short texts
+    rng = random.Random(7)
+    for _ in range(1500):
+        text = "".join(rng.choice(["a", "bc", "\n", "\n", "😀"]) for _ in range(rng.randint(0, 80)))
+        for line in range(-1, text.count("\n") + 3):
+            column = rng.randint(0, 6)
+            try:
+                got: tuple[str, str] | None = split_at(text, line, column)
+            except ValueError:
+                got = None
+            assert got == _split_by_lines(text, line, column), (text, line, column)
+
+
+def test_split_at_does_not_split_a_huge_document_into_lines():
+    import tracemalloc
+
+    text = "x = 1\n" * 200_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        prefix, suffix = split_at(text, 150_000, 2)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert prefix.endswith("x ") and suffix.startswith("= 1\n") and len(prefix) == 6 * 150_000 + 2
+    assert peak < 1.5 * len(text), peak  # the two halves; 200,000 line strings would be ~10x

@@ -128,3 +128,42 @@ def test_the_suffix_keeps_its_end_while_the_cursor_moves_down_a_little() -> None
     assert kept(None) == fresh and kept(row) == fresh
     assert kept(140, budget=len(fresh) + 5) == fresh, "never over the budget"
     assert suffix_end(kept(140, budget=1000), row) == 140
+
+
+def test_fit_prefix_and_suffix_narrowed_to_a_window_cut_where_the_whole_text_cuts(monkeypatch):
+    import random
+
+    import prompts.fim as fim
+
+    def whole(fn, *args, **kwargs):
+        monkeypatch.setattr(fim, "WINDOW_CHARS_PER_TOKEN", 10**9)  # never narrowed
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(fim, "WINDOW_CHARS_PER_TOKEN", 2)
+
+    def tokens(text: str) -> int:
+        return len(text) // 3 + text.count("\n")
+
+    monkeypatch.setattr(fim, "WINDOW_CHARS_PER_TOKEN", 2)  # windows even in short texts
+    rng = random.Random(3)
+    for _ in range(2000):
+        text = "".join(rng.choice(["a", "bb", "cccccc", "\n", "\n"]) for _ in range(rng.randint(0, 300)))
+        budget, align, first = rng.randint(1, 60), rng.choice([1, 3, 8]), rng.randint(0, 40)
+        assert fim.fit_prefix(text, budget, tokens, align) == whole(
+            fim.fit_prefix, text, budget, tokens, align), (text, budget, align)
+        assert fim.fit_suffix(text, budget, tokens, first_line=first, align=align) == whole(
+            fim.fit_suffix, text, budget, tokens, first_line=first, align=align), (text, budget)
+
+
+def test_fit_prefix_of_a_huge_text_counts_only_a_window():
+    counted: list[int] = []
+
+    def tokens(text: str) -> int:
+        counted.append(len(text))
+        return len(text) // 4
+
+    text = "value = compute(value)\n" * 400_000  # 9 MB
+    out = fit_prefix(text, 1536, tokens)
+    assert text.endswith(out) and tokens(out) <= 1536
+    assert max(counted) < 1536 * 17 + 100, max(counted)  # never the whole 9 MB
