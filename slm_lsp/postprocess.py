@@ -7,7 +7,9 @@ document already has right of or below the cursor, no degenerate repeats.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from indexer.languages import get_parser
 from prompts.fim import all_special_texts
@@ -51,18 +53,27 @@ def _header_line(ctx: CursorContext) -> tuple[int, str] | None:
     before = ctx.line_before
     if before.strip():
         return (ctx.line, before) if not ctx.line_after.strip() else None
-    lines = ctx.prefix.split("\n")[:-1]
-    for back, text in enumerate(reversed(lines)):
-        if text.strip():
-            return ctx.line - 1 - back, text
+    text, row = ctx.prefix, ctx.line - 1
+    end = text.rfind("\n")  # lines above the cursor's, last first; the prefix is not split
+    while end >= 0:
+        start = text.rfind("\n", 0, end) + 1
+        if text[start:end].strip():
+            return row, text[start:end]
+        end, row = start - 1, row - 1
     return None
+
+
+def _following_lines(suffix: str) -> Iterator[str]:
+    """The lines after the cursor line, one at a time (the suffix is not split)."""
+    pos = suffix.find("\n")
+    while pos >= 0:
+        end = suffix.find("\n", pos + 1)
+        yield suffix[pos + 1:] if end < 0 else suffix[pos + 1:end]
+        pos = end
 
 
 def _next_code_line(suffix: str) -> str | None:
-    for text in suffix.split("\n")[1:]:
-        if text.strip():
-            return text
-    return None
+    return next((text for text in _following_lines(suffix) if text.strip()), None)
 
 
 def opens_block(ctx: CursorContext) -> tuple[bool, int]:
@@ -161,8 +172,8 @@ def _trim_line_overlap(text: str, rest: str) -> str:
 
 def _trim_suffix_repeat(text: str, suffix: str) -> str:
     """Drop trailing suggestion lines that repeat the lines right below the cursor."""
-    below = [ln.strip() for ln in suffix.split("\n")[1:] if ln.strip()]
     lines = text.split("\n")
+    below = list(islice((ln.strip() for ln in _following_lines(suffix) if ln.strip()), len(lines)))
     if not below:
         return text
     # Whole-suggestion repeat of what follows: nothing to add.

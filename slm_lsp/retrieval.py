@@ -84,11 +84,11 @@ def build_query(ctx: CursorContext, lines: int = QUERY_LINES) -> str:
     The lines start at the enclosing top-level block when that is closer than
     ``lines``, so a function's neighbours above do not steer its retrieval.
     """
-    all_lines = ctx.prefix.split("\n")
-    anchor = region_of(ctx.prefix).anchor
-    start = max(len(all_lines) - 1 - lines, anchor, 0)
-    above = [x for x in all_lines[start:] if x.strip()]
-    near = "\n".join(above[-4:]) + "\n" + "\n".join(ctx.suffix.split("\n")[:2])
+    cursor = ctx.prefix.count("\n")  # the cursor's line; the prefix is split only above it
+    start = max(cursor - lines, region_of(ctx.prefix).anchor, 0)
+    above = [x for x in ctx.prefix.rsplit("\n", cursor - start + 1)[-(cursor - start + 1):]
+             if x.strip()]
+    near = "\n".join(above[-4:]) + "\n" + "\n".join(ctx.suffix.split("\n", 2)[:2])
     idents = list(dict.fromkeys(reversed(_IDENT.findall(near))))
     body = "\n".join(x.strip() for x in above)
     query = " ".join(idents) + "\n" + body
