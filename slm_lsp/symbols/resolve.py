@@ -23,14 +23,14 @@ import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from indexer.languages import language_for_path
 
 from .definitions import innermost
 from .imports import Import, imports_of, module_names, relative_module, script_candidates
 from .stubs import module_constants
-from .syntax import WORD_RE, Definition
+from .syntax import MAX_PARSE_CHARS, WORD_RE, Definition
+from .textcache import text_cache
 from .tree import SourceTree
 
 KNOWN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
@@ -67,7 +67,7 @@ class Found:
     model mostly needs to know that the name exists and how to call it)."""
 
 
-@lru_cache(maxsize=64)
+@text_cache(maxsize=64, max_chars=4 << 20)
 def _imports(text: str, language: str | None) -> tuple[Import, ...]:
     return tuple(imports_of(text, language))
 
@@ -139,8 +139,8 @@ class Resolver:
         """Definitions the code around ``line`` refers to, outside ``window`` (first and
         last line the prompt shows), nearest use first, each once."""
         language = language or language_for_path(path)
-        if language is None:
-            return []
+        if language is None or len(text) > MAX_PARSE_CHARS:
+            return []  # no grammar, or a file too large to parse (generated code, data)
         here = self.definitions_in(path, text)
         imports = {imp.local: imp for imp in _imports(text, language)}
         stars = [imp for imp in imports.values() if imp.local == "*"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 
 from tree_sitter import Node
 
 from .syntax import Definition, node_text, parse
+from .textcache import text_cache
 
 MAX_MEMBERS = 24
 """Methods and attributes listed per class stub (the first ones, in file order)."""
@@ -59,7 +59,7 @@ def class_fields(definition: Definition) -> list[str]:
     return list(_class_fields(definition.text)) if definition.language == "python" else []
 
 
-@lru_cache(maxsize=1024)
+@text_cache(maxsize=1024, max_chars=1 << 20)
 def _class_fields(text: str) -> tuple[str, ...]:
     tree = parse(text.lstrip(" "), "python")
     if tree is None:
@@ -114,7 +114,7 @@ def module_constants(text: str, path: str) -> list[Definition]:
     return list(_module_constants(text, path))
 
 
-@lru_cache(maxsize=256)
+@text_cache(maxsize=256, max_chars=4 << 20)
 def _module_constants(text: str, path: str) -> tuple[Definition, ...]:
     tree = parse(text, "python")
     found: list[Definition] = []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from tree_sitter import Node, Tree
 
 from indexer.languages import get_parser
+
+from .textcache import text_cache
 
 KINDS: dict[str, str] = {
     "function_definition": "function", "function_declaration": "function",
@@ -109,7 +110,7 @@ MAX_PARSE_CHARS = 2 * 1024 * 1024
 a data dump, not code to complete with definitions)."""
 
 
-@lru_cache(maxsize=16)
+@text_cache(maxsize=16, max_chars=4 << 20)
 def parse(text: str, language: str | None) -> Tree | None:
     """A syntax tree, or None for languages without a grammar here and for texts over
     ``MAX_PARSE_CHARS`` (the last few are kept: a request reads the same text for its

@@ -9,7 +9,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,12 @@ from indexer.languages import language_for_path
 
 from .definitions import definitions
 from .syntax import WORD_RE, Definition
+from .textcache import text_cache
 
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=32)
+@text_cache(maxsize=32, max_chars=4 << 20)
 def _words(text: str) -> frozenset[str]:
     """The identifiers of an open document's text (cached per text)."""
     return frozenset(WORD_RE.findall(text))

@@ -114,6 +114,20 @@ def test_python_imports_are_read_from_the_syntax_tree() -> None:
     assert script_candidates("src/x.c", "y.h", "c") == ["src/y.h", "y.h"]
 
 
+def test_a_file_too_large_to_parse_gets_no_definitions_and_costs_little(repo: Path) -> None:
+    import time
+
+    from slm_lsp.symbols.syntax import MAX_PARSE_CHARS
+
+    resolver = resolver_for(SourceTree(str(repo)))
+    path, text, line = cursor(repo, "total += unit_price")
+    assert resolver.around(path, text, "python", line, (line - 10, line + 5))
+    huge = text + "x = unit_price\n" * (MAX_PARSE_CHARS // 15 + 1)  # a data dump after the code
+    started = time.perf_counter()
+    assert resolver.around(path, huge, "python", line, (line - 10, line + 5)) == []
+    assert time.perf_counter() - started < 0.05  # its lines are not ranked one by one
+
+
 def test_names_at_the_cursor_resolve_through_imports_classes_and_bases(repo: Path) -> None:
     resolver = resolver_for(SourceTree(str(repo)))
     path, text, line = cursor(repo, "total += unit_price")
