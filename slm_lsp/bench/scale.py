@@ -71,8 +71,9 @@ def fetch_sdist(requirement: str) -> Path:
     stem = f"{name}-{version}".lower()
     found = [p for p in sdists.glob("*.tar.gz") if p.name.lower() == f"{stem}.tar.gz"]
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", "--quiet", "-d", str(sdists), requirement], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                        "--no-binary", ":all:", "--quiet", "-d", str(sdists), requirement],
+                       check=True)
         found = [p for p in sdists.glob("*.tar.gz") if p.name.lower() == f"{stem}.tar.gz"]
     if not found:
         raise SystemExit(f"error: pip downloaded no source distribution for {requirement}")

@@ -1,0 +1,385 @@
+"""`python -m slm_lsp.bench.soak --minutes 60`: a scripted editing session against one server.
+
+The workspace is a temporary copy of the dev-set packages (their wheels, fetched as the
+indexing benchmark does). The real server (installed default model; default settings but
+``index.context`` "both", so that the embedding index is built and updated too) starts,
+and a seeded script edits at once, as people do: it opens files (closing the oldest beyond
+a few), types lines back in at editor pace with a completion request per keystroke (the
+stale one cancelled), jumps the cursor to far places and asks there, hovers names, and
+saves (the file is written to disk, then `didSave`). Every typed line is put back
+afterwards, so documents keep their size.
+
+The server's resident memory, threads and open file descriptors are sampled every
+``--sample-s`` seconds. The first window (a minute) starts ``--warmup-s`` after the first
+index build ended; ``--minutes`` later the run ends, and the last minute is the last
+window. Resident memory: median of each window. Threads and descriptors leak when the
+fewest of the last window outnumber the most of the first (build threads and timers come
+and go). Writes ``--out`` (JSON) and the Markdown report next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from .client import BenchServer, Pending
+from .index import DEFAULT_DEVSET, Package, fetch_wheel, read_devset, unpack
+from .machine import commit, load_average, machine
+from .run import load_sources
+from .session import PROJECT, warm_up
+from .targets import candidate_lines, read_source
+
+GROWTH_LIMIT_MIB = 50.0
+"""The most the resident memory may grow from the first window to the last."""
+WINDOW_S = 60.0
+"""Length of the first and the last window compared."""
+KEYSTROKE_S = 0.08
+"""Editor pace while typing."""
+MAX_TYPED = 24
+"""Characters typed per line at most."""
+MAX_OPEN = 4
+ANSWER_TIMEOUT_S = 120.0
+ACTIONS: dict[str, float] = {"type": 45, "jump": 15, "hover": 15, "save": 10, "open": 15}
+"""Actions and their weights."""
+DEV_SET = (Package("click", "click==8.5.1"), Package("attrs", "attrs==26.1.0"),
+           Package("jinja2", "jinja2==3.1.6"))
+"""The dev set's packages when its file (``--devset``) is not there."""
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+
+
+@dataclass
+class Tally:
+    """What the script did and what came back."""
+
+    actions: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    """Outcomes: answered, empty, cancelled, error."""
+    errors: list[str] = field(default_factory=list)
+
+    def outcome(self, pending: Pending) -> None:
+        answer = pending.answer()
+        if answer.error is None:
+            self.requests["answered" if answer.text else "empty"] += 1
+        elif "cancel" in answer.error.lower():
+            self.requests["cancelled"] += 1
+        else:
+            self.requests["error"] += 1
+            if len(self.errors) < 20:
+                self.errors.append(answer.error)
+
+
+def proc_sample(pid: int) -> dict[str, float | int | None]:
+    """Resident memory (MiB), threads and open descriptors of a process now."""
+    sample: dict[str, float | int | None] = {"rss_mib": None, "threads": None, "fds": None}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sample["rss_mib"] = round(int(line.split()[1]) / 1024, 1)
+            elif line.startswith("Threads:"):
+                sample["threads"] = int(line.split()[1])
+        sample["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError):
+        pass
+    return sample
+
+
+def workspace_copy(packages: list[Package], into: Path) -> Path:
+    """The packages' unpacked wheels side by side in ``into`` (a copy the soak may write)."""
+    for package in packages:
+        shutil.copytree(unpack(package, fetch_wheel(package)), into / package.slug)
+    return into
+
+
+class Script:
+    """The seeded editing session."""
+
+    def __init__(self, server: BenchServer, texts: dict[str, str], seed: int) -> None:
+        self.server = server
+        self.texts = texts
+        self.rng = random.Random(seed)
+        self.rows = {rel: candidate_lines(text, "python") for rel, text in texts.items()
+                     if rel.endswith(".py")}
+        self.rows = {rel: rows for rel, rows in self.rows.items() if rows}
+        self.open_docs: list[str] = []
+        self.tally = Tally()
+        self.saves = 0
+
+    async def step(self) -> None:
+        """One action, chosen by weight (files are opened first when none is)."""
+        action = ("open" if not self.open_docs
+                  else self.rng.choices(list(ACTIONS), list(ACTIONS.values()))[0])
+        self.tally.actions[action] += 1
+        await {"open": self.open, "type": self.type, "jump": self.jump, "hover": self.hover,
+               "save": self.save}[action]()
+
+    def _doc(self) -> str:
+        return self.rng.choice(self.open_docs)
+
+    async def open(self) -> None:
+        closed = [rel for rel in self.rows if rel not in self.open_docs]
+        rel = self.rng.choice(closed)
+        text = read_source(self.server.root / rel)  # saves may have changed it on disk
+        self.server.open(rel, self.texts[rel] if text is None else text)
+        self.open_docs.append(rel)
+        if len(self.open_docs) > MAX_OPEN:
+            self.server.close(self.open_docs.pop(0))
+
+    async def type(self) -> None:
+        """Cut a line at its indentation and type it back keystroke by keystroke."""
+        rel = self._doc()
+        row = self.rng.choice(self.rows[rel])
+        doc = self.server.docs[rel]
+        line = doc.lines[row]
+        indent = len(line) - len(line.lstrip())
+        self.server.show(rel, "\n".join([*doc.lines[:row], line[:indent], *doc.lines[row + 1:]]))
+        pending: Pending | None = None
+        for column in range(indent, min(len(line), indent + MAX_TYPED)):
+            self.server.type_char(rel, row, column, line[column])
+            if pending is not None and not pending.future.done():
+                self.server.cancel(pending.msg_id)
+            if pending is not None:
+                await self._settle(pending)
+            pending = self.server.request(rel, row, column + 1)
+            await asyncio.sleep(KEYSTROKE_S)
+        if pending is not None:
+            await self._settle(pending)
+        self.server.show(rel, "\n".join([*doc.lines[:row], line, *doc.lines[row + 1:]]))
+
+    async def _settle(self, pending: Pending, timeout: float = ANSWER_TIMEOUT_S) -> None:
+        """Wait for an answer (a cancelled request still gets one) and count it."""
+        done, _ = await asyncio.wait({pending.future}, timeout=timeout)
+        if not done:
+            self.tally.requests["error"] += 1
+            self.tally.errors.append(f"no answer in {timeout:.0f} s to {pending.target}")
+            return
+        self.tally.outcome(pending)
+
+    async def jump(self) -> None:
+        """Rest the cursor at a far line's end and ask there."""
+        rel = self._doc()
+        row = self.rng.choice(self.rows[rel])
+        column = len(self.server.docs[rel].lines[row])
+        self.server.cursor(rel, row, column)
+        await self._settle(self.server.request(rel, row, column))
+
+    async def hover(self) -> None:
+        """Hover a name on a random code line."""
+        rel = self._doc()
+        row = self.rng.choice(self.rows[rel])
+        names = list(_NAME.finditer(self.server.docs[rel].lines[row]))
+        if not names:
+            return
+        found = self.rng.choice(names)
+        future = self.server.client.text_document_hover_async(types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=self.server.docs[rel].uri),
+            position=types.Position(row, found.start() + 1)))
+        try:
+            await asyncio.wait_for(future, ANSWER_TIMEOUT_S)
+            self.tally.requests["hover answered"] += 1
+        except Exception as exc:  # noqa: BLE001 - an error answer is data here
+            self.tally.requests["error"] += 1
+            self.tally.errors.append(f"hover: {type(exc).__name__}: {exc}")
+
+    async def save(self) -> None:
+        """Change the last line (a comment), write the file and send `didSave`."""
+        rel = self._doc()
+        doc = self.server.docs[rel]
+        self.saves += 1
+        self.server.show(rel, "\n".join([*doc.lines[:-1], f"# soak save {self.saves}"]))
+        text = "\n".join(doc.lines)
+        (self.server.root / rel).write_text(text, encoding="utf-8")
+        self.server.client.text_document_did_save(types.DidSaveTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=doc.uri), text=text))
+
+
+SETTINGS: dict[str, Any] = {"index": {"context": "both"}}
+"""Defaults, but with similar chunks too, so that the embedding index is built and kept up
+to date on every save (the default definition context needs no index)."""
+
+
+async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s: float,
+               seed: int, log: Path) -> dict[str, Any]:
+    """Run the session; samples, tallies and the growth summary."""
+    texts = load_sources(root)
+    from ..paths import models_dir
+
+    (home / "models").symlink_to(models_dir().resolve(), target_is_directory=True)
+    server = BenchServer(root, SETTINGS, log, env=dict(os.environ, SLM_LSP_HOME=str(home)),
+                         progress=True)
+    samples: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    await server.start()
+    script = Script(server, texts, seed)
+    stop = asyncio.Event()
+
+    async def sampler() -> None:
+        while not stop.is_set():
+            samples.append({"t": round(time.perf_counter() - started, 1),
+                            **proc_sample(server.pid)})
+            try:
+                await asyncio.wait_for(stop.wait(), sample_s)
+            except asyncio.TimeoutError:
+                pass
+
+    task = asyncio.create_task(sampler())
+    alive = True
+    built: float | None = None
+    try:
+        await warm_up(server)
+        end = float("inf")
+        while time.perf_counter() < end:
+            await script.step()
+            if not server.alive():
+                alive = False
+                break
+            if built is None and server.progress_ends:  # the first build ended: warm up
+                built = time.perf_counter() - started
+                end = started + built + warmup_s + minutes * 60
+        stop.set()
+        await task
+    finally:
+        stop.set()
+        await server.stop()
+    first_window = (built or 0.0) + warmup_s
+    return {"alive": alive, "seconds": round(time.perf_counter() - started, 1),
+            "settings": SETTINGS, "build_ended_s": built, "warmup_s": warmup_s,
+            "index": server.progress_ends[:1],
+            "actions": dict(script.tally.actions), "requests": dict(script.tally.requests),
+            "errors": script.tally.errors, "samples": samples,
+            "growth": growth(samples, first_window)}
+
+
+def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
+    """The window from ``first_s`` against the last window: median resident memory; and
+    threads and descriptors, which leak when the fewest of the last window outnumber the
+    most of the first (the build's and timers' threads come and go)."""
+    last_t = samples[-1]["t"] if samples else 0.0
+    first = [s for s in samples if first_s <= s["t"] < first_s + WINDOW_S]
+    last = [s for s in samples if s["t"] > last_t - WINDOW_S]
+    if not first or not last:
+        return {"met": False, "why": "the run was too short for two windows"}
+
+    def values(rows: list[dict[str, Any]], key: str) -> list[float]:
+        return [float(r[key]) for r in rows if r[key] is not None]
+
+    out: dict[str, Any] = {
+        "first_window_s": [round(first_s, 1), round(first_s + WINDOW_S, 1)],
+        "last_window_s": [round(last_t - WINDOW_S, 1), last_t],
+        "rss_first_mib": round(statistics.median(values(first, "rss_mib")), 1),
+        "rss_last_mib": round(statistics.median(values(last, "rss_mib")), 1),
+        "rss_max_mib": max(values(samples, "rss_mib"))}
+    for key in ("threads", "fds"):
+        out[f"{key}_first_most"] = int(max(values(first, key)))
+        out[f"{key}_last_fewest"] = int(min(values(last, key)))
+    out["rss_growth_mib"] = round(out["rss_last_mib"] - out["rss_first_mib"], 1)
+    out["met"] = (out["rss_growth_mib"] <= GROWTH_LIMIT_MIB
+                  and out["threads_last_fewest"] <= out["threads_first_most"]
+                  and out["fds_last_fewest"] <= out["fds_first_most"])
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown report."""
+    g = result["growth"]
+    lines = [
+        "# Soak: an editing session against one server",
+        "",
+        "Written by `python -m slm_lsp.bench.soak` (see its docstring); do not edit by hand.",
+        "",
+        f"Scripted editing on {', '.join(result['packages'])} with `{json.dumps(result['settings'])}`: "
+        f"the first index build ended at {result['build_ended_s']} s, then {result['warmup_s']:.0f} s "
+        f"of warm-up and {result['minutes']} minutes measured; the server "
+        f"{'stayed up' if result['alive'] else 'DIED'}.",
+        "",
+        f"- actions: {', '.join(f'{k} {v}' for k, v in sorted(result['actions'].items()))}",
+        f"- requests: {', '.join(f'{k} {v}' for k, v in sorted(result['requests'].items()))}",
+        f"- errors: {len(result['errors'])}" + (f" (first: {result['errors'][0]})"
+                                                 if result["errors"] else ""),
+        "",
+        "| | first minute after the warm-up | last minute | growth (limit) |",
+        "| --- | ---: | ---: | ---: |",
+        f"| resident memory, median MiB | {g.get('rss_first_mib')} | {g.get('rss_last_mib')} | "
+        f"{g.get('rss_growth_mib')} ({GROWTH_LIMIT_MIB:.0f}) |",
+        f"| threads: most in the first, fewest in the last | {g.get('threads_first_most')} | "
+        f"{g.get('threads_last_fewest')} | {_diff(g, 'threads')} (0) |",
+        f"| open file descriptors: most, fewest | {g.get('fds_first_most')} | "
+        f"{g.get('fds_last_fewest')} | {_diff(g, 'fds')} (0) |",
+        "",
+        f"Highest resident memory sampled: {g.get('rss_max_mib')} MiB. "
+        f"Bars met: {g.get('met')}.",
+        "",
+        f"- machine: {result['machine']['cpu_model']}, {result['machine']['cores']} cores, "
+        f"load average at the start {result['machine']['load_start']}, at the end "
+        f"{result['load_end']}; commit {result['commit']['hash']}"
+        f"{' (dirty)' if result['commit']['dirty'] else ''}",
+        "",
+        "```",
+        result["command"],
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _diff(g: dict[str, Any], key: str) -> int | None:
+    first, last = g.get(f"{key}_first_most"), g.get(f"{key}_last_fewest")
+    return None if first is None or last is None else last - first
+
+
+def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
+        devset: Path | None, log: Path) -> dict[str, Any]:
+    """The whole soak in a temporary workspace and cache home."""
+    packages = read_devset(devset) if devset is not None and devset.is_file() else list(DEV_SET)
+    with tempfile.TemporaryDirectory(prefix="slm-soak-") as tmp:
+        root = workspace_copy(packages, Path(tmp) / "workspace")
+        home = Path(tmp) / "home"
+        home.mkdir()
+        result = asyncio.run(soak(root, home, minutes, warmup_s, sample_s, seed, log))
+    result.update(minutes=minutes, packages=[p.requirement for p in packages],
+                  machine=machine(), commit=commit(PROJECT), load_end=load_average())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m slm_lsp.bench.soak",
+                                     description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--minutes", type=float, default=60.0,
+                        help="measured editing time, after the first build and the warm-up")
+    parser.add_argument("--warmup-s", type=float, default=120.0,
+                        help="seconds of editing after the first build before the first window")
+    parser.add_argument("--sample-s", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--devset", type=Path, default=DEFAULT_DEVSET)
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "soak.json")
+    parser.add_argument("--log", type=Path, default=PROJECT / ".bench" / "logs" / "soak.log")
+    args = parser.parse_args(argv)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    args.log.unlink(missing_ok=True)
+    result = run(args.minutes, args.warmup_s, args.sample_s, args.seed, args.devset, args.log)
+    result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.soak",
+                                    *(sys.argv[1:] if argv is None else argv)])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(render(result), encoding="utf-8")
+    sys.stderr.write(f"wrote {args.out}: growth {json.dumps(result['growth'])}\n")
+    return 0 if result["alive"] and result["growth"].get("met") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Five minutes of the soak benchmark (`python -m slm_lsp.bench.soak`, an hour in
+bench/soak.md): the real server, model and index on a copy of the dev-set packages,
+edited by the seeded script; no growth of memory, threads or file descriptors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slm_lsp.bench import soak
+
+pytestmark = [pytest.mark.model, pytest.mark.embedder, pytest.mark.slow]
+
+
+def test_five_minutes_of_editing_leak_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    result = soak.run(minutes=3.5, warmup_s=30.0, sample_s=2.0, seed=1, devset=None, log=log)
+    assert result["alive"], f"the server died; see {log}"
+    requests = result["requests"]
+    assert requests.get("error", 0) == 0, result["errors"]
+    assert requests.get("answered", 0) >= 20, requests
+    assert requests.get("hover answered", 0) >= 3, requests
+    actions = result["actions"]
+    assert all(actions.get(name, 0) >= 2 for name in soak.ACTIONS), actions
+    assert result["index"] and "files" in result["index"][0], result["index"]
+    growth = result["growth"]
+    assert growth["rss_growth_mib"] <= soak.GROWTH_LIMIT_MIB, growth
+    assert growth["threads_last_fewest"] <= growth["threads_first_most"], growth
+    assert growth["fds_last_fewest"] <= growth["fds_first_most"], growth
