@@ -283,37 +283,53 @@ def render(result: dict[str, Any]) -> str:
         f"- model: {result['model'].get('file')}; commit {result['commit']['hash']}"
         f"{' (dirty)' if result['commit']['dirty'] else ''}",
         f"- server logs: {build['log']}, {quiet['log']}",
+        *([f"- the run with no build was measured again (`--rerun-quiet`: other work had "
+           f"disturbed it), load average at its start {quiet['rerun']['machine']['load_start']}"]
+          if "rerun" in quiet else []),
         "",
         "```",
         result["command"],
+        *([result["rerun_command"]] if "rerun_command" in result else []),
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-async def bench(requirement: str, count: int, seed: int) -> dict[str, Any]:
+async def bench(requirement: str, count: int, seed: int,
+                rerun_quiet: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All three runs; or, given an earlier result (``rerun_quiet``), only the run with no
+    build again (when other work on the machine disturbed it), the rest kept."""
     root = fetch_sdist(requirement)
     texts = load_sources(root)
     if len(texts) < MIN_FILES:
         raise SystemExit(f"error: {requirement} has {len(texts)} source files, under {MIN_FILES}")
     targets = select_targets(texts, count, seed)
     sys.stderr.write(f"{requirement}: {len(texts)} files, {len(targets)} targets\n")
-    result: dict[str, Any] = {"requirement": requirement, "files": len(texts),
-                              "machine": machine(), "commit": commit(PROJECT),
-                              "model": model_facts("", ""),
-                              "targets": [t.key for t in targets]}
-    with tempfile.TemporaryDirectory(prefix="slm-scale-") as tmp:
-        home = Path(tmp)
-        build = home / "build"
-        build.mkdir()
-        result["build"] = await session(root, build, "build", BUILDING, (targets, texts))
-        sys.stderr.write(f"build run: {result['build']['index']} in "
-                         f"{result['build']['index_s']} s\n")
-        quiet = home / "quiet"
-        quiet.mkdir()
-        result["nobuild"] = await session(root, quiet, "nobuild", QUIET, (targets, texts))
-        result["restart"] = await session(root, build, "restart", BUILDING, None)
+    if rerun_quiet is not None:
+        if rerun_quiet["targets"] != [t.key for t in targets]:
+            raise SystemExit("error: the earlier result has other targets (--requirement, "
+                             "--targets and --seed must be the same)")
+        result = rerun_quiet
+        with tempfile.TemporaryDirectory(prefix="slm-scale-") as tmp:
+            result["nobuild"] = await session(root, Path(tmp), "nobuild", QUIET,
+                                              (targets, texts))
+        result["nobuild"]["rerun"] = {"machine": machine(), "commit": commit(PROJECT)}
+    else:
+        result = {"requirement": requirement, "files": len(texts), "machine": machine(),
+                  "commit": commit(PROJECT), "model": model_facts("", ""),
+                  "targets": [t.key for t in targets]}
+        with tempfile.TemporaryDirectory(prefix="slm-scale-") as tmp:
+            home = Path(tmp)
+            build = home / "build"
+            build.mkdir()
+            result["build"] = await session(root, build, "build", BUILDING, (targets, texts))
+            sys.stderr.write(f"build run: {result['build']['index']} in "
+                             f"{result['build']['index_s']} s\n")
+            quiet = home / "quiet"
+            quiet.mkdir()
+            result["nobuild"] = await session(root, quiet, "nobuild", QUIET, (targets, texts))
+            result["restart"] = await session(root, build, "restart", BUILDING, None)
     result["slowdown"] = compare(result["build"]["tasks"], result["nobuild"]["tasks"])
     result["load_end"] = load_average()
     return result
@@ -327,12 +343,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "scale.json")
+    parser.add_argument("--rerun-quiet", action="store_true",
+                        help="measure only the run with no build again, into --out's result")
     args = parser.parse_args(argv)
     if "==" not in args.requirement:
         parser.error("--requirement must pin a version (name==version)")
-    result = asyncio.run(bench(args.requirement, args.targets, args.seed))
-    result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.scale",
-                                    *(sys.argv[1:] if argv is None else argv)])
+    earlier = None
+    if args.rerun_quiet:
+        if not args.out.is_file():
+            parser.error(f"--rerun-quiet needs an earlier result in {args.out}")
+        earlier = json.loads(args.out.read_text(encoding="utf-8"))
+    result = asyncio.run(bench(args.requirement, args.targets, args.seed, earlier))
+    command = shlex.join(["python", "-m", "slm_lsp.bench.scale",
+                          *(sys.argv[1:] if argv is None else argv)])
+    if args.rerun_quiet:
+        result["rerun_command"] = command
+    else:
+        result["command"] = command
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(render(result), encoding="utf-8")
