@@ -187,6 +187,7 @@ class BenchServer:
         self._on(types.WINDOW_LOG_MESSAGE, ignore)
         self._on(types.WINDOW_WORK_DONE_PROGRESS_CREATE, ignore)
         self._on(types.PROGRESS, on_progress)
+        self._on("slm/suggestionReady", ignore)
 
     @property
     def pid(self) -> int:

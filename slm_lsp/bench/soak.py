@@ -55,6 +55,8 @@ MAX_TYPED = 24
 """Characters typed per line at most."""
 MAX_OPEN = 4
 ANSWER_TIMEOUT_S = 120.0
+BUILD_WAIT_S = 1800.0
+"""Longest wait for the first index build; without it the run ends with no windows."""
 ACTIONS: dict[str, float] = {"type": 45, "jump": 15, "hover": 15, "save": 10, "open": 15}
 """Actions and their weights."""
 DEV_SET = (Package("click", "click==8.5.1"), Package("attrs", "attrs==26.1.0"),
@@ -186,15 +188,18 @@ class Script:
         if not names:
             return
         found = self.rng.choice(names)
-        future = self.server.client.text_document_hover_async(types.HoverParams(
-            text_document=types.TextDocumentIdentifier(uri=self.server.docs[rel].uri),
-            position=types.Position(row, found.start() + 1)))
-        try:
-            await asyncio.wait_for(future, ANSWER_TIMEOUT_S)
+        future = self.server.client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_HOVER, types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=self.server.docs[rel].uri),
+                position=types.Position(row, found.start() + 1)))
+        done, _ = await asyncio.wait({future}, timeout=ANSWER_TIMEOUT_S)
+        error = (f"no answer in {ANSWER_TIMEOUT_S:.0f} s" if not done
+                 else None if future.exception() is None else repr(future.exception()))
+        if error is None:
             self.tally.requests["hover answered"] += 1
-        except Exception as exc:  # noqa: BLE001 - an error answer is data here
+        else:
             self.tally.requests["error"] += 1
-            self.tally.errors.append(f"hover: {type(exc).__name__}: {exc}")
+            self.tally.errors.append(f"hover {rel}:{row + 1}: {error}")
 
     async def save(self) -> None:
         """Change the last line (a comment), write the file and send `didSave`."""
@@ -242,7 +247,7 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
     built: float | None = None
     try:
         await warm_up(server)
-        end = float("inf")
+        end = started + BUILD_WAIT_S + warmup_s + minutes * 60  # unless the build ends
         while time.perf_counter() < end:
             await script.step()
             if not server.alive():
