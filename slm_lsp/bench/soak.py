@@ -3,11 +3,11 @@
 The workspace is a temporary copy of the dev-set packages (their wheels, fetched as the
 indexing benchmark does). The real server (installed default model; default settings but
 ``index.context`` "both", so that the embedding index is built and updated too) starts,
-and a seeded script edits at once, as people do: it opens files (closing the oldest beyond
-a few), types lines back in at editor pace with a completion request per keystroke (the
-stale one cancelled), jumps the cursor to far places and asks there, hovers names, and
-saves (the file is written to disk, then `didSave`). Every typed line is put back
-afterwards, so documents keep their size.
+and a seeded script edits at once, as people do, pausing a few seconds between two
+actions: it opens files (closing the oldest beyond a few), types lines back in at editor
+pace with a completion request per keystroke (the stale one cancelled), jumps the cursor
+to far places and asks there, hovers names, and saves (the file is written to disk, then
+`didSave`). Every typed line is put back afterwards, so documents keep their size.
 
 The server's resident memory, threads and open file descriptors are sampled every
 ``--sample-s`` seconds. The first window (a minute) starts ``--warmup-s`` after the first
@@ -54,6 +54,9 @@ KEYSTROKE_S = 0.08
 MAX_TYPED = 24
 """Characters typed per line at most."""
 MAX_OPEN = 4
+THINK_S = (0.5, 4.0)
+"""Pause between two actions, drawn uniformly: people read before they type, and the index
+builds in those pauses (it yields to completions)."""
 ANSWER_TIMEOUT_S = 120.0
 BUILD_WAIT_S = 1800.0
 """Longest wait for the first index build; without it the run ends with no windows."""
@@ -127,6 +130,7 @@ class Script:
         action = ("open" if not self.open_docs
                   else self.rng.choices(list(ACTIONS), list(ACTIONS.values()))[0])
         self.tally.actions[action] += 1
+        await asyncio.sleep(self.rng.uniform(*THINK_S))
         await {"open": self.open, "type": self.type, "jump": self.jump, "hover": self.hover,
                "save": self.save}[action]()
 
