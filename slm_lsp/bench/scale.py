@@ -57,7 +57,8 @@ TYPED_CHARS = 3
 COMPLETION = {"timeoutMs": 600000}
 BUILDING: dict[str, Any] = {"completion": COMPLETION, "index": {"context": "both"}}
 QUIET: dict[str, Any] = {"completion": COMPLETION, "index": {"context": "definitions"}}
-BUILD_TIMEOUT_S = 3600.0
+BUILD_TIMEOUT_S = 4 * 3600.0
+"""Longest wait for the first build (one embedding thread on a 2-core machine: over an hour)."""
 _SIMILAR = re.compile(r"^.*repository context for .*, [1-9][0-9]* similar files$", re.M)
 """A logged completion context that holds search hits."""
 SAMPLE_S = 1.0
