@@ -352,9 +352,14 @@ def _diff(g: dict[str, Any], key: str) -> int | None:
 
 
 def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
-        devset: Path | None, log: Path) -> dict[str, Any]:
-    """The whole soak in a temporary workspace and cache home."""
+        devset: Path | None, log: Path, only: str | None = None) -> dict[str, Any]:
+    """The whole soak in a temporary workspace and cache home (``only``: the one dev-set
+    package of that name)."""
     packages = read_devset(devset) if devset is not None and devset.is_file() else list(DEV_SET)
+    if only is not None:
+        packages = [p for p in packages if p.name == only]
+        if not packages:
+            raise SystemExit(f"error: no dev-set package named {only}")
     with tempfile.TemporaryDirectory(prefix="slm-soak-") as tmp:
         root = workspace_copy(packages, Path(tmp) / "workspace")
         home = Path(tmp) / "home"
@@ -375,12 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--devset", type=Path, default=DEFAULT_DEVSET)
+    parser.add_argument("--only", help="one dev-set package (by name) instead of all")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "soak.json")
     parser.add_argument("--log", type=Path, default=PROJECT / ".bench" / "logs" / "soak.log")
     args = parser.parse_args(argv)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     args.log.unlink(missing_ok=True)
-    result = run(args.minutes, args.warmup_s, args.sample_s, args.seed, args.devset, args.log)
+    result = run(args.minutes, args.warmup_s, args.sample_s, args.seed, args.devset, args.log,
+                 args.only)
     result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.soak",
                                     *(sys.argv[1:] if argv is None else argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
