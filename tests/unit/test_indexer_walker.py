@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.walker import Walker, is_secret_path
+from indexer.walker import Walker, is_noise_path, is_secret_path
 
 
 def write(root: Path, rel: str, content: str | bytes = "x = 1\n") -> Path:
@@ -92,6 +92,22 @@ def test_binary_and_large_files_skipped(tmp_path: Path) -> None:
     assert "big.py" not in texts
     assert texts["data.py"] is None and texts["latin1.txt"] is None
     assert texts["small.py"] == "x = 1\n"
+
+
+@pytest.mark.parametrize("rel", [
+    "package-lock.json", "static/app.min.js", "static/app.js.map", "uv.lock",
+    "conf/locale/de/LC_MESSAGES/django.po", "locale/messages.pot", "locale/fr/django.mo",
+])
+def test_noise_paths(rel: str) -> None:
+    assert is_noise_path(rel)
+
+
+def test_noise_never_walked(tmp_path: Path) -> None:
+    write(tmp_path, "app/views.py")
+    write(tmp_path, "app/locale/de/LC_MESSAGES/django.po", 'msgid "Save"\nmsgstr "Sichern"\n')
+    write(tmp_path, "app/static/app.min.js", "var a=1;")
+    write(tmp_path, "docs/intro.txt", "Getting started\n")
+    assert walked(tmp_path) == ["app/views.py", "docs/intro.txt"]
 
 
 def test_paths_outside_root_refused(tmp_path: Path) -> None:
