@@ -222,14 +222,22 @@ SETTINGS: dict[str, Any] = {"index": {"context": "both"}}
 to date on every save (the default definition context needs no index)."""
 
 
+def soak_settings(threads: int = 0) -> dict[str, Any]:
+    """`SETTINGS`, with ``model.threads`` when ``threads`` is not 0 (the default: all cores).
+
+    Fewer model threads leave a core to another benchmark running beside the soak, which
+    measures memory, threads and descriptors, not speed."""
+    return {**SETTINGS, "model": {"threads": threads}} if threads else dict(SETTINGS)
+
+
 async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s: float,
-               seed: int, log: Path) -> dict[str, Any]:
+               seed: int, log: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Run the session; samples, tallies and the growth summary."""
     texts = load_sources(root)
     from ..paths import models_dir
 
     (home / "models").symlink_to(models_dir().resolve(), target_is_directory=True)
-    server = BenchServer(root, SETTINGS, log, env=dict(os.environ, SLM_LSP_HOME=str(home)),
+    server = BenchServer(root, settings, log, env=dict(os.environ, SLM_LSP_HOME=str(home)),
                          progress=True)
     samples: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -267,7 +275,7 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
         await server.stop()
     first_window = (built or 0.0) + warmup_s
     return {"alive": alive, "seconds": round(time.perf_counter() - started, 1),
-            "settings": SETTINGS, "build_ended_s": built, "warmup_s": warmup_s,
+            "settings": settings, "build_ended_s": built, "warmup_s": warmup_s,
             "index": server.progress_ends[:1],
             "actions": dict(script.tally.actions), "requests": dict(script.tally.requests),
             "errors": script.tally.errors, "samples": samples,
@@ -352,9 +360,10 @@ def _diff(g: dict[str, Any], key: str) -> int | None:
 
 
 def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
-        devset: Path | None, log: Path, only: str | None = None) -> dict[str, Any]:
+        devset: Path | None, log: Path, only: str | None = None,
+        threads: int = 0) -> dict[str, Any]:
     """The whole soak in a temporary workspace and cache home (``only``: the one dev-set
-    package of that name)."""
+    package of that name; ``threads``: the model's, 0 for the default)."""
     packages = read_devset(devset) if devset is not None and devset.is_file() else list(DEV_SET)
     if only is not None:
         packages = [p for p in packages if p.name == only]
@@ -364,7 +373,8 @@ def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         root = workspace_copy(packages, Path(tmp) / "workspace")
         home = Path(tmp) / "home"
         home.mkdir()
-        result = asyncio.run(soak(root, home, minutes, warmup_s, sample_s, seed, log))
+        result = asyncio.run(soak(root, home, minutes, warmup_s, sample_s, seed, log,
+                                      soak_settings(threads)))
     result.update(minutes=minutes, packages=[p.requirement for p in packages],
                   machine=machine(), commit=commit(PROJECT), load_end=load_average())
     return result
@@ -381,13 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--devset", type=Path, default=DEFAULT_DEVSET)
     parser.add_argument("--only", help="one dev-set package (by name) instead of all")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="model.threads for the server (default 0: the server's default)")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "soak.json")
     parser.add_argument("--log", type=Path, default=PROJECT / ".bench" / "logs" / "soak.log")
     args = parser.parse_args(argv)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     args.log.unlink(missing_ok=True)
     result = run(args.minutes, args.warmup_s, args.sample_s, args.seed, args.devset, args.log,
-                 args.only)
+                 args.only, args.threads)
     result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.soak",
                                     *(sys.argv[1:] if argv is None else argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
