@@ -52,6 +52,23 @@ def commit(project: Path) -> dict[str, Any]:
     return {"hash": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
 
 
+def machine_line(result: dict[str, Any]) -> str:
+    """A report's line on where a result was measured: CPU, cores, the load at both ends."""
+    info = result["machine"]
+    return (f"- machine: {info['cpu_model']}, {info['cores']} cores, load average at the "
+            f"start {info['load_start']}, at the end {result['load_end']}")
+
+
+def commit_text(result: dict[str, Any]) -> str:
+    """The result's commit, marked when the working tree differed from it."""
+    return f"{result['commit']['hash']}{' (dirty)' if result['commit']['dirty'] else ''}"
+
+
+def command_block(*commands: str) -> list[str]:
+    """The commands that wrote a result, as a report's closing code block."""
+    return ["```", *commands, "```", ""]
+
+
 def model_facts(name: str, path: str) -> dict[str, Any]:
     """The model file the servers load: name, path, size and SHA-256 prefix."""
     import hashlib

@@ -41,7 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from .client import BenchServer
-from .machine import commit, load_average, machine, model_facts
+from .machine import (
+    command_block,
+    commit,
+    commit_text,
+    load_average,
+    machine,
+    machine_line,
+    model_facts,
+)
 from .run import load_sources
 from .session import BENCH_DIR, PROJECT, warm_up
 from .targets import Target, masked_document, select_targets
@@ -278,21 +286,15 @@ def render(result: dict[str, Any]) -> str:
         "",
         "## Run",
         "",
-        f"- machine: {result['machine']['cpu_model']}, {result['machine']['cores']} cores, "
-        f"load average at the start {result['machine']['load_start']}, at the end "
-        f"{result['load_end']}",
-        f"- model: {result['model'].get('file')}; commit {result['commit']['hash']}"
-        f"{' (dirty)' if result['commit']['dirty'] else ''}",
+        machine_line(result),
+        f"- model: {result['model'].get('file')}; commit {commit_text(result)}",
         f"- server logs: {build['log']}, {quiet['log']}",
         *([f"- the run with no build was measured again (`--rerun-quiet`: other work had "
            f"disturbed it), load average at its start {quiet['rerun']['machine']['load_start']}"]
           if "rerun" in quiet else []),
         "",
-        "```",
-        result["command"],
-        *([result["rerun_command"]] if "rerun_command" in result else []),
-        "```",
-        "",
+        *command_block(result["command"],
+                       *([result["rerun_command"]] if "rerun_command" in result else [])),
     ]
     return "\n".join(lines)
 

@@ -40,7 +40,7 @@ from lsprotocol import types
 
 from .client import BenchServer, Pending
 from .index import DEFAULT_DEVSET, Package, fetch_wheel, read_devset, unpack
-from .machine import commit, load_average, machine
+from .machine import command_block, commit, commit_text, load_average, machine, machine_line
 from .run import load_sources
 from .session import PROJECT, warm_up
 from .targets import candidate_lines, read_source
@@ -341,15 +341,9 @@ def render(result: dict[str, Any]) -> str:
         f"Highest resident memory sampled: {g.get('rss_max_mib')} MiB. "
         f"Bars met: {g.get('met')}.",
         "",
-        f"- machine: {result['machine']['cpu_model']}, {result['machine']['cores']} cores, "
-        f"load average at the start {result['machine']['load_start']}, at the end "
-        f"{result['load_end']}; commit {result['commit']['hash']}"
-        f"{' (dirty)' if result['commit']['dirty'] else ''}",
+        f"{machine_line(result)}; commit {commit_text(result)}",
         "",
-        "```",
-        result["command"],
-        "```",
-        "",
+        *command_block(result["command"]),
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,111 @@
+"""The soak and scale benchmarks' arithmetic and reports, on made-up samples (no server)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from slm_lsp.bench import scale, soak
+
+
+def samples(rss: list[float], threads: list[int], fds: list[int],
+            step: float = 10.0) -> list[dict[str, Any]]:
+    return [{"t": i * step, "rss_mib": r, "threads": t, "fds": f}
+            for i, (r, t, f) in enumerate(zip(rss, threads, fds, strict=True))]
+
+
+def test_growth_compares_the_first_window_after_the_warmup_with_the_last() -> None:
+    # 0-50 s: the build (ignored); 60-110 s the first window; the last minute at the end.
+    rss = [900.0] * 6 + [1000.0] * 6 + [1010.0] * 12 + [1040.0] * 6
+    rows = samples(rss, [20] * 30, [12] * 30)
+    g = soak.growth(rows, first_s=60.0)
+    assert g["rss_first_mib"] == 1000.0 and g["rss_last_mib"] == 1040.0
+    assert g["rss_growth_mib"] == 40.0 and g["met"]
+    too_much = soak.growth(samples([*rss[:-6], *[1060.0] * 6], [20] * 30, [12] * 30), 60.0)
+    assert too_much["rss_growth_mib"] == 60.0 and not too_much["met"]
+
+
+def test_threads_or_descriptors_that_never_return_count_as_a_leak() -> None:
+    threads = [20] * 6 + [20, 24, 20, 22, 20, 20] + [22] * 12 + [23, 24, 22, 23, 22, 22]
+    come_and_go = soak.growth(samples([1000.0] * 30, threads, [12] * 30), 60.0)
+    assert come_and_go["threads_first_most"] == 24 and come_and_go["threads_last_fewest"] == 22
+    assert come_and_go["met"]
+    fds = [12] * 18 + [14] * 12
+    leak = soak.growth(samples([1000.0] * 30, [20] * 30, fds), 60.0)
+    assert leak["fds_last_fewest"] == 14 > leak["fds_first_most"] == 12 and not leak["met"]
+
+
+def test_a_run_too_short_for_two_windows_is_not_met() -> None:
+    assert not soak.growth(samples([1.0] * 3, [1] * 3, [1] * 3), 60.0)["met"]
+
+
+def test_process_sample_of_this_process() -> None:
+    now = soak.proc_sample(os.getpid())
+    assert now["rss_mib"] and now["rss_mib"] > 1 and now["threads"] and now["fds"]
+
+
+def test_soak_settings_record_the_thread_count() -> None:
+    assert soak.soak_settings() == soak.SETTINGS
+    assert soak.soak_settings(1) == {**soak.SETTINGS, "model": {"threads": 1}}
+
+
+def test_soak_report() -> None:
+    rows = samples([1000.0] * 30, [20] * 30, [12] * 30)
+    result = {"packages": ["attrs==25.4.0"], "settings": soak.soak_settings(1),
+              "build_ended_s": 50.0, "warmup_s": 10.0, "minutes": 4.0, "alive": True,
+              "actions": {"type": 9, "hover": 2}, "requests": {"answered": 5},
+              "errors": [], "growth": soak.growth(rows, 60.0),
+              "machine": {"cpu_model": "cpu", "cores": 2, "load_start": [0.1, 0.2, 0.3]},
+              "load_end": [1.0, 1.0, 1.0], "commit": {"hash": "abc", "dirty": True},
+              "command": "python -m slm_lsp.bench.soak --minutes 4"}
+    text = soak.render(result)
+    assert '"threads": 1' in text and "stayed up" in text and "Bars met: True" in text
+    assert "- machine: cpu, 2 cores, load average at the start [0.1, 0.2, 0.3], at the end " \
+        "[1.0, 1.0, 1.0]; commit abc (dirty)" in text
+    assert text.endswith("```\npython -m slm_lsp.bench.soak --minutes 4\n```\n")
+
+
+def task(kind: str, ms: float, during: bool = True, error: str | None = None) -> dict[str, Any]:
+    return {"kind": kind, "ms": ms, "during_build": during, "error": error}
+
+
+def test_slowdown_counts_only_requests_answered_during_the_build() -> None:
+    build = [task("open", 3000.0), task("typing", 400.0), task("typing", 900.0, during=False),
+             task("open", 100.0, error="boom")]
+    quiet = [task("open", 2500.0), task("typing", 350.0), task("typing", 100.0),
+             task("open", 90.0)]
+    cmp = scale.compare(build, quiet)
+    assert cmp["open"] == {"requests": 1, "build_median_ms": 3000.0, "quiet_median_ms": 2500.0,
+                           "slower_median_ms": 500.0, "slower_mean_ms": 500.0,
+                           "slower_max_ms": 500.0}
+    assert cmp["all"]["requests"] == 2 and cmp["all"]["slower_max_ms"] == 500.0
+
+
+def test_scale_report_judges_both_bars() -> None:
+    build = [task("open", 3000.0), task("typing", 400.0)]
+    quiet = [task("open", 2500.0), task("typing", 350.0)]
+    progress = {"reports": 40, "longest_gap_s": 12.5, "percentages_rise": True,
+                "first": ["scanning"], "last": ["done"]}
+    result: dict[str, Any] = {
+        "requirement": "django==5.2.19", "files": 2932, "targets": ["a.py:1"],
+        "build": {"index": "6000 files", "index_s": 3000.0, "peak_rss_mib": 1400.0,
+                  "rss_mib": 1300.0, "progress": progress, "tasks": build,
+                  "contexts_with_similar_chunks": 0, "log": "build.log"},
+        "nobuild": {"tasks": quiet, "contexts_with_similar_chunks": 0, "log": "quiet.log"},
+        "restart": {"index_s": 20.0, "index": "6000 files", "peak_rss_mib": 1200.0},
+        "slowdown": scale.compare(build, quiet),
+        "machine": {"cpu_model": "cpu", "cores": 2, "load_start": [0.0, 0.0, 0.0]},
+        "load_end": [2.0, 2.0, 2.0], "model": {"file": "m.gguf"},
+        "commit": {"hash": "abc", "dirty": False}, "command": "python -m slm_lsp.bench.scale"}
+    text = scale.render(result)
+    assert "1400.0 MiB (limit 1526 MiB = 1.6 GB: met)" in text
+    assert "no request more than 1000 ms slower: met." in text
+    assert "- model: m.gguf; commit abc\n" in text
+    result["build"]["peak_rss_mib"] = 1600.0
+    result["slowdown"] = scale.compare([task("open", 4000.0)], [task("open", 2500.0)])
+    text = scale.render(result)
+    assert "1.6 GB: NOT met" in text and "slower: NOT met." in text
+    result["nobuild"]["rerun"] = {"machine": {"load_start": [0.1, 0.1, 0.1]}}
+    result["rerun_command"] = "python -m slm_lsp.bench.scale --rerun-quiet"
+    assert scale.render(result).endswith(
+        "```\npython -m slm_lsp.bench.scale\npython -m slm_lsp.bench.scale --rerun-quiet\n```\n")
