@@ -12,9 +12,12 @@ to far places and asks there, hovers names, and saves (the file is written to di
 The server's resident memory, threads and open file descriptors are sampled every
 ``--sample-s`` seconds. The first window (a minute) starts ``--warmup-s`` after the first
 index build ended; ``--minutes`` later the run ends, and the last minute is the last
-window. Resident memory: median of each window. Threads and descriptors leak when the
-fewest of the last window outnumber the most of the first (build threads and timers come
-and go). Writes ``--out`` (JSON) and the Markdown report next to it.
+window. With ``--prebuilt``, `slm-lsp index` builds the index into the cache home before
+the server starts, so the server's first build only checks it (the editing script slows
+a first build to a crawl: it yields to every completion). Resident memory: median of each
+window. Threads and descriptors leak when the fewest of the last window outnumber the most
+of the first (build threads and timers come and go). Writes ``--out`` (JSON) and the
+Markdown report next to it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import re
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -231,12 +235,14 @@ def soak_settings(threads: int = 0) -> dict[str, Any]:
 
 
 async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s: float,
-               seed: int, log: Path, settings: dict[str, Any]) -> dict[str, Any]:
+               seed: int, log: Path, settings: dict[str, Any],
+               prebuilt: bool = False) -> dict[str, Any]:
     """Run the session; samples, tallies and the growth summary."""
     texts = load_sources(root)
     from ..paths import models_dir
 
     (home / "models").symlink_to(models_dir().resolve(), target_is_directory=True)
+    prebuilt_s = prebuild(root, home) if prebuilt else None
     server = BenchServer(root, settings, log, env=dict(os.environ, SLM_LSP_HOME=str(home)),
                          progress=True)
     samples: list[dict[str, Any]] = []
@@ -275,11 +281,19 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
         await server.stop()
     first_window = (built or 0.0) + warmup_s
     return {"alive": alive, "seconds": round(time.perf_counter() - started, 1),
-            "settings": settings, "build_ended_s": built, "warmup_s": warmup_s,
+            "settings": settings, "prebuilt_s": prebuilt_s, "build_ended_s": built, "warmup_s": warmup_s,
             "index": server.progress_ends[:1],
             "actions": dict(script.tally.actions), "requests": dict(script.tally.requests),
             "errors": script.tally.errors, "samples": samples,
             "growth": growth(samples, first_window)}
+
+
+def prebuild(root: Path, home: Path) -> float:
+    """Build the index of ``root`` into cache home ``home`` with `slm-lsp index`; seconds."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "slm_lsp", "index", str(root)], check=True,
+                   env=dict(os.environ, SLM_LSP_HOME=str(home)), stdout=subprocess.DEVNULL)
+    return round(time.perf_counter() - started, 1)
 
 
 def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
@@ -320,7 +334,9 @@ def render(result: dict[str, Any]) -> str:
         "Written by `python -m slm_lsp.bench.soak` (see its docstring); do not edit by hand.",
         "",
         f"Scripted editing on {', '.join(result['packages'])} with `{json.dumps(result['settings'])}`: "
-        f"the first index build ended at {result['build_ended_s']} s, then {result['warmup_s']:.0f} s "
+        + (f"the index was built by `slm-lsp index` before the server started (in "
+           f"{result['prebuilt_s']} s), " if result.get("prebuilt_s") is not None else "")
+        + f"the first index build ended at {result['build_ended_s']} s, then {result['warmup_s']:.0f} s "
         f"of warm-up and {result['minutes']} minutes measured; the server "
         f"{'stayed up' if result['alive'] else 'DIED'}.",
         "",
@@ -355,9 +371,10 @@ def _diff(g: dict[str, Any], key: str) -> int | None:
 
 def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         devset: Path | None, log: Path, only: str | None = None,
-        threads: int = 0) -> dict[str, Any]:
+        threads: int = 0, prebuilt: bool = False) -> dict[str, Any]:
     """The whole soak in a temporary workspace and cache home (``only``: the one dev-set
-    package of that name; ``threads``: the model's, 0 for the default)."""
+    package of that name; ``threads``: the model's, 0 for the default; ``prebuilt``: the
+    index built before the server starts)."""
     packages = read_devset(devset) if devset is not None and devset.is_file() else list(DEV_SET)
     if only is not None:
         packages = [p for p in packages if p.name == only]
@@ -368,7 +385,7 @@ def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         home = Path(tmp) / "home"
         home.mkdir()
         result = asyncio.run(soak(root, home, minutes, warmup_s, sample_s, seed, log,
-                                      soak_settings(threads)))
+                                      soak_settings(threads), prebuilt))
     result.update(minutes=minutes, packages=[p.requirement for p in packages],
                   machine=machine(), commit=commit(PROJECT), load_end=load_average())
     return result
@@ -387,13 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="one dev-set package (by name) instead of all")
     parser.add_argument("--threads", type=int, default=0,
                         help="model.threads for the server (default 0: the server's default)")
+    parser.add_argument("--prebuilt", action="store_true",
+                        help="build the index with `slm-lsp index` before the server starts")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "soak.json")
     parser.add_argument("--log", type=Path, default=PROJECT / ".bench" / "logs" / "soak.log")
     args = parser.parse_args(argv)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     args.log.unlink(missing_ok=True)
     result = run(args.minutes, args.warmup_s, args.sample_s, args.seed, args.devset, args.log,
-                 args.only, args.threads)
+                 args.only, args.threads, args.prebuilt)
     result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.soak",
                                     *(sys.argv[1:] if argv is None else argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
