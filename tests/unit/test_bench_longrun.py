@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from slm_lsp.bench import scale, soak
@@ -109,3 +110,19 @@ def test_scale_report_judges_both_bars() -> None:
     result["rerun_command"] = "python -m slm_lsp.bench.scale --rerun-quiet"
     assert scale.render(result).endswith(
         "```\npython -m slm_lsp.bench.scale\npython -m slm_lsp.bench.scale --rerun-quiet\n```\n")
+
+
+def test_index_memory_by_part(tmp_path: Path) -> None:
+    from slm_lsp.bench import indexmem
+
+    for i in range(5):
+        (tmp_path / f"mod{i}.py").write_text(
+            "".join(f"def function_{i}_{j}(value):\n    return value + {j}\n\n\n"
+                    for j in range(40)), encoding="utf-8")
+    (tmp_path / "locale.po").write_text('msgid "a"\nmsgstr "b"\n', encoding="utf-8")
+    result = indexmem.measure(tmp_path)
+    assert result["files"] == 5 and result["chunks"] >= 5
+    assert result["lexical_postings"] >= result["lexical_terms"] > 40
+    assert list(result["parts_mib"]) == ["lexical index", "chunk records", "vector store",
+                                         "file table"]
+    assert result["rss_built_mib"] > 0
