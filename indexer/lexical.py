@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 
@@ -59,10 +60,13 @@ class LexicalIndex:
         """Index (or re-index) one document."""
         if doc_id in self._lengths:
             self.remove([doc_id])
-        counts = Counter(tokenize(text))
+        counts = Counter(map(sys.intern, tokenize(text)))
         for term, tf in counts.items():
             self._postings.setdefault(term, {})[doc_id] = tf
         length = sum(counts.values())
+        # Interned, so that every document's tuple points at one string per term: on
+        # Django (38,178 chunks, 1.7 M postings) the index held 312 MiB with a copy per
+        # document and 215 MiB without (bench/indexmem-django*.json).
         self._terms[doc_id] = tuple(counts)
         self._lengths[doc_id] = length
         self._total_length += length
