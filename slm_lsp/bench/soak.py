@@ -281,7 +281,8 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
         await server.stop()
     first_window = (built or 0.0) + warmup_s
     return {"alive": alive, "seconds": round(time.perf_counter() - started, 1),
-            "settings": settings, "prebuilt_s": prebuilt_s, "build_ended_s": built, "warmup_s": warmup_s,
+            "settings": settings, "prebuilt_s": prebuilt_s,
+            "build_ended_s": None if built is None else round(built, 1), "warmup_s": warmup_s,
             "index": server.progress_ends[:1],
             "actions": dict(script.tally.actions), "requests": dict(script.tally.requests),
             "errors": script.tally.errors, "samples": samples,
@@ -380,6 +381,7 @@ def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         packages = [p for p in packages if p.name == only]
         if not packages:
             raise SystemExit(f"error: no dev-set package named {only}")
+    where = machine()  # before the run: it holds the load average at the start
     with tempfile.TemporaryDirectory(prefix="slm-soak-") as tmp:
         root = workspace_copy(packages, Path(tmp) / "workspace")
         home = Path(tmp) / "home"
@@ -387,7 +389,7 @@ def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         result = asyncio.run(soak(root, home, minutes, warmup_s, sample_s, seed, log,
                                       soak_settings(threads), prebuilt))
     result.update(minutes=minutes, packages=[p.requirement for p in packages],
-                  machine=machine(), commit=commit(PROJECT), load_end=load_average())
+                  machine=where, commit=commit(PROJECT), load_end=load_average())
     return result
 
 
