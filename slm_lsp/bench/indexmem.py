@@ -7,7 +7,8 @@ index, the chunk records, the vector store, the file table) and reads the reside
 (VmRSS, after a garbage collection and `malloc_trim`) before and after each. What is left
 at the end is the libraries the build loaded (FAISS, tree-sitter grammars) and what the
 heap keeps. The total is the figure to trust: a heap page is returned only when its last
-object goes, so a part's figure also holds pages that parts freed before it left behind. Writes one JSON object to ``--out`` (default: standard output).
+object goes, so a part's figure also holds pages that parts freed before it left behind.
+Writes one JSON object to ``--out`` (default: standard output).
 """
 
 from __future__ import annotations
