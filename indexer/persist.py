@@ -24,7 +24,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +87,38 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_generation(folder: Path, files: Mapping[str, bytes], info: Mapping[str, Any]) -> str:
-    """Atomically make `files` (name -> bytes) the current generation; returns its name."""
+Writer = Callable[[Path], None]
+"""Writes one file of a generation itself, to the path it is given (e.g. FAISS's
+`write_index`, which streams: its `serialize_index` would hold the whole file in memory
+twice over)."""
+
+
+def _written(path: Path, write: Writer) -> dict[str, Any]:
+    """Let ``write`` make the file at ``path``, fsync it; its SHA-256 and size."""
+    write(path)
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+        os.fsync(handle.fileno())
+    return {"sha256": digest.hexdigest(), "size": size}
+
+
+def write_generation(folder: Path, files: Mapping[str, bytes | Writer],
+                     info: Mapping[str, Any]) -> str:
+    """Atomically make `files` (name -> its bytes, or a `Writer` that makes it) the current
+    generation; returns its name."""
     with locked(folder, exclusive=True):
         name = f"{_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}"
         tmp = folder / f"{_TMP_PREFIX}{name}"
         tmp.mkdir()
         entries: dict[str, dict[str, Any]] = {}
         for file_name, data in files.items():
+            if callable(data):
+                entries[file_name] = _written(tmp / file_name, data)
+                continue
             _write_file(tmp / file_name, data)
             entries[file_name] = {"sha256": _digest(data), "size": len(data)}
         fsync_dir(tmp)

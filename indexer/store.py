@@ -106,7 +106,13 @@ class FaissStore:
 
     def save(self, folder: Path, meta: Mapping[str, Any]) -> None:
         """Write vectors and metadata as a new generation, then switch to it."""
-        vectors = faiss.serialize_index(self._index).tobytes()
+        index = self._index
+
+        def vectors(path: Path) -> None:
+            # Streamed to the file: serializing to memory first held the vectors twice more
+            # (38,178 of 384 dimensions: 113 MiB above the resident memory during a save).
+            faiss.write_index(index, str(path))
+
         body = json.dumps(meta, separators=(",", ":")).encode()
         persist.write_generation(folder, {VECTORS_FILE: vectors, META_FILE: body},
                                  {"dim": self._dim, "vectors": len(self)})

@@ -104,11 +104,12 @@ CHILD = textwrap.dedent("""
     calls = []
 
     def paused(*args):
-        original(*args)
+        result = original(*args)
         calls.append(1)
         if len(calls) == when:
             print("PAUSED", flush=True)
             time.sleep(60)
+        return result
 
     setattr(persist, hook, paused)
     RepoIndex(repo, cache, embedder=HashEmbedder()).build()
@@ -117,10 +118,10 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize(("hook", "when"), [
-    ("_write_file", 1),   # first file of the new generation written
-    ("_write_file", 2),   # both files written, folder not yet renamed
+    ("_written", 1),      # vectors of the new generation written (streamed by FAISS)
+    ("_write_file", 1),   # both files written, folder not yet renamed
     ("fsync_dir", 2),     # generation folder renamed into place, manifest not switched
-    ("_write_file", 3),   # new manifest staged but not yet os.replace'd
+    ("_write_file", 2),   # new manifest staged but not yet os.replace'd
 ])
 def test_killed_save_leaves_previous_generation_loadable(tmp_path: Path, hook: str,
                                                          when: int) -> None:
@@ -147,3 +148,28 @@ def test_killed_save_leaves_previous_generation_loadable(tmp_path: Path, hook: s
     assert len(leftovers) == 1
     assert any(c.symbol == "second" for c in
                RepoIndex(repo, cache, embedder=HashEmbedder()).chunks_of("a.py"))
+
+
+def test_streamed_vectors_are_the_bytes_serialize_index_gives(tmp_path: Path) -> None:
+    import faiss
+
+    from indexer.store import VECTORS_FILE
+
+    store = FaissStore(8)
+    store.add([3, 5, 9], np.eye(3, 8, dtype=np.float32))
+    store.save(tmp_path, {"n": 3})
+    info, files = persist.read_generation(tmp_path)  # sizes and checksums checked
+    assert files[VECTORS_FILE] == faiss.serialize_index(store._index).tobytes()
+    again = FaissStore(8)
+    assert again.load(tmp_path) == {"n": 3} and len(again) == 3
+
+
+def test_a_writer_file_is_checked_like_bytes(tmp_path: Path) -> None:
+    persist.write_generation(tmp_path, {"a": b"alpha", "b": lambda p: p.write_bytes(b"beta")},
+                             {"k": 1})
+    info, files = persist.read_generation(tmp_path)
+    assert files == {"a": b"alpha", "b": b"beta"} and info == {"k": 1}
+    generation = next(p for p in tmp_path.iterdir() if p.name.startswith("gen-"))
+    (generation / "b").write_bytes(b"bets")
+    with pytest.raises(CorruptIndex):
+        persist.read_generation(tmp_path)
