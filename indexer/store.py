@@ -109,8 +109,9 @@ class FaissStore:
         index = self._index
 
         def vectors(path: Path) -> None:
-            # Streamed to the file: serializing to memory first held the vectors twice more
-            # (38,178 of 384 dimensions: 113 MiB above the resident memory during a save).
+            # Streamed to the file. `serialize_index` held the vectors twice more in memory
+            # (its growing buffer, then the array it returns) at every save of a build;
+            # `python -m slm_lsp.bench.indexmem` measures what a save costs now.
             faiss.write_index(index, str(path))
 
         body = json.dumps(meta, separators=(",", ":")).encode()

@@ -4,7 +4,9 @@ Builds a `RepoIndex` of REPO in a temporary folder with the hashing embedder at 
 embedder's width (384: the vectors take the room the real ones take; no model is loaded,
 so the build takes minutes, not an hour), then frees its parts one by one (the lexical
 index, the chunk records, the vector store, the file table) and reads the resident memory
-(VmRSS, after a garbage collection and `malloc_trim`) before and after each. What is left
+(VmRSS, after a garbage collection and `malloc_trim`) before and after each. Before that
+it saves the whole index once more and records how far above the resident memory the
+save went (VmHWM, reset just before). What is left
 at the end is the libraries the build loaded (FAISS, tree-sitter grammars) and what the
 heap keeps. The total is the figure to trust: a heap page is returned only when its last
 object goes, so a part's figure also holds pages that parts freed before it left behind.
@@ -46,6 +48,37 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def peak_mib() -> float | None:
+    """This process's peak resident memory (VmHWM) since the last `reset_peak`."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def reset_peak() -> bool:
+    """Start VmHWM again from the resident memory now (Linux: ``clear_refs`` 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def save_above_resident(index: RepoIndex) -> float | None:
+    """How far above the resident memory a full save of ``index`` goes (MiB), or None
+    where the peak cannot be reset."""
+    resident = rss_mib()
+    if not reset_peak():
+        return None
+    index._dirty = True
+    index.save()
+    peak = peak_mib()
+    return None if peak is None else round(peak - resident, 1)
+
+
 def measure(root: Path) -> dict[str, Any]:
     """Build the index of ``root`` and free its parts in turn; MiB each part held."""
     before = rss_mib()
@@ -55,6 +88,7 @@ def measure(root: Path) -> dict[str, Any]:
         stats = index.build()
         seconds = round(time.perf_counter() - started, 1)
         built = rss_mib()
+        save_peak = save_above_resident(index)
         lexical = index._lexical
         sizes = {"files": stats.files, "chunks": stats.chunks,
                  "chunk_text_mib": round(sum(len(c.text) for c in index._chunks.values())
@@ -78,6 +112,7 @@ def measure(root: Path) -> dict[str, Any]:
             last = now
     return {"repo": str(root), "build_s": seconds, **sizes, "rss_before_build_mib": before,
             "rss_built_mib": built, "index_mib": round(built - before, 1),
+            "save_above_resident_mib": save_peak,
             "parts_mib": parts, "left_mib": round(last - before, 1)}
 
 
