@@ -93,26 +93,9 @@ class Tally:
                 self.errors.append(answer.error)
 
 
-def thread_names(pid: int) -> dict[str, int]:
-    """How many threads of a process bear each name (the kernel's, 15 characters)."""
-    names: Counter[str] = Counter()
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return {}
-    for tid in tasks:
-        try:
-            names[Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()] += 1
-        except OSError:  # the thread ended meanwhile
-            continue
-    return dict(sorted(names.items()))
-
-
-def proc_sample(pid: int) -> dict[str, Any]:
-    """Resident memory (MiB), threads (and how many bear each name) and open descriptors
-    of a process now."""
-    sample: dict[str, Any] = {"rss_mib": None, "threads": None, "fds": None,
-                              "names": thread_names(pid)}
+def proc_sample(pid: int) -> dict[str, float | int | None]:
+    """Resident memory (MiB), threads and open descriptors of a process now."""
+    sample: dict[str, float | int | None] = {"rss_mib": None, "threads": None, "fds": None}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -336,28 +319,11 @@ def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
     for key in ("threads", "fds"):
         out[f"{key}_first_most"] = int(max(values(first, key)))
         out[f"{key}_last_fewest"] = int(min(values(last, key)))
-    out["thread_names_grown"] = grown_names(first, last)
     out["rss_growth_mib"] = round(out["rss_last_mib"] - out["rss_first_mib"], 1)
     out["met"] = (out["rss_growth_mib"] <= GROWTH_LIMIT_MIB
                   and out["threads_last_fewest"] <= out["threads_first_most"]
                   and out["fds_last_fewest"] <= out["fds_first_most"])
     return out
-
-
-def grown_names(first: list[dict[str, Any]], last: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """Thread names of which the last window always had more than the first ever had:
-    name -> [most in the first, fewest in the last] (samples without names are skipped)."""
-    first_named = [s["names"] for s in first if s.get("names")]
-    last_named = [s["names"] for s in last if s.get("names")]
-    if not first_named or not last_named:
-        return {}
-    grown = {}
-    for name in sorted({n for names in last_named for n in names}):
-        most = max(names.get(name, 0) for names in first_named)
-        fewest = min(names.get(name, 0) for names in last_named)
-        if fewest > most:
-            grown[name] = [most, fewest]
-    return grown
 
 
 def render(result: dict[str, Any]) -> str:
@@ -389,10 +355,6 @@ def render(result: dict[str, Any]) -> str:
         f"| open file descriptors: most, fewest | {g.get('fds_first_most')} | "
         f"{g.get('fds_last_fewest')} | {_diff(g, 'fds')} (0) |",
         "",
-        *(["Threads the last minute always had more of than the first ever had "
-            "(name: most in the first, fewest in the last): "
-            + ", ".join(f"{n}: {a} -> {b}" for n, (a, b) in g["thread_names_grown"].items()),
-            ""] if g.get("thread_names_grown") else []),
         f"Highest resident memory sampled: {g.get('rss_max_mib')} MiB. "
         f"Bars met: {g.get('met')}.",
         "",

@@ -64,9 +64,6 @@ def test_soak_report() -> None:
     assert "- machine: cpu, 2 cores, load average at the start [0.1, 0.2, 0.3], at the end " \
         "[1.0, 1.0, 1.0]; commit abc (dirty)" in text
     assert text.endswith("```\npython -m slm_lsp.bench.soak --minutes 4\n```\n")
-    assert "Threads the last minute" not in text
-    result["growth"]["thread_names_grown"] = {"slm-hover": [0, 2]}
-    assert "fewest in the last): slm-hover: 0 -> 2\n" in soak.render(result)
 
 
 def task(kind: str, ms: float, during: bool = True, error: str | None = None) -> dict[str, Any]:
@@ -130,23 +127,3 @@ def test_index_memory_by_part(tmp_path: Path) -> None:
                                          "file table"]
     assert result["rss_built_mib"] > 0
     assert result["save_above_resident_mib"] is not None  # Linux: the peak can be reset
-
-
-def test_thread_names_count_every_thread() -> None:
-    names = soak.thread_names(os.getpid())
-    sample = soak.proc_sample(os.getpid())
-    assert sum(names.values()) >= 1 and sample["names"]
-    assert abs(sum(sample["names"].values()) - sample["threads"]) <= 2  # threads come and go
-    assert soak.thread_names(2**22 + 12345) == {}  # no such process
-
-
-def test_grown_names_are_the_threads_that_never_went_back() -> None:
-    first = [{"names": {"python": 1, "llama": 2}}, {"names": {"python": 1, "llama": 4}}]
-    last = [{"names": {"python": 1, "llama": 3, "watcher": 1}},
-            {"names": {"python": 1, "llama": 5, "watcher": 2}}]
-    assert soak.grown_names(first, last) == {"watcher": [0, 1]}
-    assert soak.grown_names([{"t": 0}], last) == {}
-    rows = samples([1000.0] * 30, [20] * 30, [12] * 30)
-    for row in rows:
-        row["names"] = {"python": 20} if row["t"] < 240 else {"python": 19, "leaky": 1}
-    assert soak.growth(rows, 60.0)["thread_names_grown"] == {"leaky": [0, 1]}
