@@ -111,8 +111,13 @@ class FaissStore:
         def vectors(path: Path) -> None:
             # Streamed to the file. `serialize_index` held the vectors twice more in memory
             # (its growing buffer, then the array it returns) at every save of a build;
-            # `python -m slm_lsp.bench.indexmem` measures what a save costs now.
-            faiss.write_index(index, str(path))
+            # `python -m slm_lsp.bench.indexmem` measures what a save costs now. Python
+            # writes the blocks, so a full disk is an OSError with its errno (FAISS's own
+            # file writer reports it as a RuntimeError).
+            with open(path, "wb") as handle:
+                writer = faiss.PyCallbackIOWriter(handle.write)  # type: ignore[attr-defined]
+                faiss.write_index(index, writer)
+                del writer
 
         body = json.dumps(meta, separators=(",", ":")).encode()
         persist.write_generation(folder, {VECTORS_FILE: vectors, META_FILE: body},
