@@ -25,6 +25,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from .machine import mib, proc_status
 from .targets import utf16_column
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -413,16 +414,11 @@ class BenchServer:
 
     def rss_mib(self) -> dict[str, float | None]:
         """Resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
-        found: dict[str, float | None] = {"rss_mib": None, "peak_rss_mib": None}
         try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    found["rss_mib"] = round(int(line.split()[1]) / 1024, 1)
-                elif line.startswith("VmHWM:"):
-                    found["peak_rss_mib"] = round(int(line.split()[1]) / 1024, 1)
-        except (OSError, ValueError, ServerFailed):
-            pass
-        return found
+            status = proc_status(self.pid)
+        except ServerFailed:
+            status = {}
+        return {"rss_mib": mib(status.get("VmRSS")), "peak_rss_mib": mib(status.get("VmHWM"))}
 
     def cpu_seconds(self) -> float | None:
         """User plus system CPU time the server has used so far (all its threads)."""

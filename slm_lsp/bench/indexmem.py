@@ -30,7 +30,7 @@ from indexer.lexical import LexicalIndex
 from indexer.store import FaissStore
 
 from ..memory import trim
-from .machine import commit, machine
+from .machine import commit, machine, mib, proc_status
 from .session import PROJECT
 
 DIM = 384
@@ -41,20 +41,10 @@ def rss_mib() -> float:
     """This process's resident memory after a collection and a heap trim."""
     gc.collect()
     trim()
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def peak_mib() -> float | None:
-    """This process's peak resident memory (VmHWM) since the last `reset_peak`."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return None
+    resident = mib(proc_status().get("VmRSS"))
+    if resident is None:
+        raise RuntimeError("no VmRSS in /proc/self/status")
+    return resident
 
 
 def reset_peak() -> bool:
@@ -75,7 +65,7 @@ def save_above_resident(index: RepoIndex) -> float | None:
         return None
     index._dirty = True
     index.save()
-    peak = peak_mib()
+    peak = mib(proc_status().get("VmHWM"))  # the peak since the reset
     return None if peak is None else round(peak - resident, 1)
 
 
@@ -98,18 +88,21 @@ def measure(root: Path) -> dict[str, Any]:
         del lexical
         parts: dict[str, float] = {}
         last = built
-        for name in ("lexical index", "chunk records", "vector store", "file table"):
-            if name == "lexical index":
-                index._lexical = LexicalIndex()
-            elif name == "chunk records":
-                index._chunks = {}
-            elif name == "vector store":
-                index.store = FaissStore(DIM)
-            else:
-                index._files = {}
+
+        def freed(name: str) -> None:
+            nonlocal last
             now = rss_mib()
             parts[name] = round(last - now, 1)
             last = now
+
+        index._lexical = LexicalIndex()
+        freed("lexical index")
+        index._chunks = {}
+        freed("chunk records")
+        index.store = FaissStore(DIM)
+        freed("vector store")
+        index._files = {}
+        freed("file table")
     return {"repo": str(root), "build_s": seconds, **sizes, "rss_before_build_mib": before,
             "rss_built_mib": built, "index_mib": round(built - before, 1),
             "save_above_resident_mib": save_peak,

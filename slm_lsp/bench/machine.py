@@ -52,6 +52,27 @@ def commit(project: Path) -> dict[str, Any]:
     return {"hash": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
 
 
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """The numeric fields of ``/proc/PID/status`` (sizes in kB): VmRSS, VmHWM, Threads...;
+    empty when the process is gone or this is not Linux."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        first = value.split()[:1]
+        if first and first[0].isdigit():
+            fields[key] = int(first[0])
+    return fields
+
+
+def mib(kib: int | None) -> float | None:
+    """kB (as /proc gives them) in MiB, to 0.1; None stays None."""
+    return None if kib is None else round(kib / 1024, 1)
+
+
 def machine_line(result: dict[str, Any]) -> str:
     """A report's line on where a result was measured: CPU, cores, the load at both ends."""
     info = result["machine"]

@@ -44,7 +44,16 @@ from lsprotocol import types
 
 from .client import BenchServer, Pending
 from .index import DEFAULT_DEVSET, Package, fetch_wheel, read_devset, unpack
-from .machine import command_block, commit, commit_text, load_average, machine, machine_line
+from .machine import (
+    command_block,
+    commit,
+    commit_text,
+    load_average,
+    machine,
+    machine_line,
+    mib,
+    proc_status,
+)
 from .run import load_sources
 from .session import PROJECT, warm_up
 from .targets import candidate_lines, read_source
@@ -95,15 +104,12 @@ class Tally:
 
 def proc_sample(pid: int) -> dict[str, float | int | None]:
     """Resident memory (MiB), threads and open descriptors of a process now."""
-    sample: dict[str, float | int | None] = {"rss_mib": None, "threads": None, "fds": None}
+    status = proc_status(pid)
+    sample: dict[str, float | int | None] = {"rss_mib": mib(status.get("VmRSS")),
+                                              "threads": status.get("Threads"), "fds": None}
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sample["rss_mib"] = round(int(line.split()[1]) / 1024, 1)
-            elif line.startswith("Threads:"):
-                sample["threads"] = int(line.split()[1])
         sample["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    except (OSError, ValueError):
+    except OSError:
         pass
     return sample
 
