@@ -46,10 +46,9 @@ def _counter() -> tuple[Any, str]:
 
 
 def measure_repo(root: Path, texts: dict[str, str], target_set: str, count: int, seed: int,
-                 tokens: Any) -> dict[str, Any]:
+                 tokens: Any, prefix_tokens: int, context_tokens: int) -> dict[str, Any]:
     pick = select_crossfile_targets if target_set == "crossfile" else select_targets
     targets = pick(texts, count, seed)
-    completion, index = CompletionSettings(), IndexSettings()
     docs: dict[str, str] = {}
     tree = SourceTree(str(root), open_docs=lambda: docs)
     definitions = DefinitionContext(resolver_for(tree), tokens)
@@ -63,12 +62,12 @@ def measure_repo(root: Path, texts: dict[str, str], target_set: str, count: int,
         lines = text.split("\n")
         offset = sum(len(x) + 1 for x in lines[:target.line]) + column
         prefix = text[:offset]
-        fitted = fit_prefix(prefix, completion.max_prefix_tokens, tokens)
+        fitted = fit_prefix(prefix, prefix_tokens, tokens)
         ctx = CursorContext(uri=Path(path).as_uri(), path=target.path, language="python",
                             prefix=prefix, suffix=text[offset:], line=target.line,
                             character=column, band=prefix.count("\n") - fitted.count("\n"))
         started = time.perf_counter()
-        files, used = definitions(ctx, index.context_tokens)
+        files, used = definitions(ctx, context_tokens)
         times.append((time.perf_counter() - started) * 1000)
         sizes.append(used)
         word = re.match(r"[A-Za-z_][A-Za-z0-9_]*", target.text[column:])
@@ -91,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devset", type=Path, default=DEFAULT_DEVSET)
     parser.add_argument("--targets", type=int, default=100, help="per repository and set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prefix-tokens", type=int, default=CompletionSettings().max_prefix_tokens,
+                        help="prompt tokens before the cursor (default: the setting's default)")
+    parser.add_argument("--context-tokens", type=int, default=IndexSettings().context_tokens,
+                        help="the definition context's budget (default: the setting's default)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "context.json")
     args = parser.parse_args(argv)
     from .cli import devset_repos
@@ -98,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tokens, counted = _counter()
     out: dict[str, Any] = {"command": "python -m slm_lsp.bench.context " + " ".join(argv or sys.argv[1:]),
-                           "tokens": counted, "budget": IndexSettings().context_tokens, "repos": {}}
+                           "tokens": counted, "budget": args.context_tokens,
+                           "prefix_tokens": args.prefix_tokens, "repos": {}}
     for repo in devset_repos(args.devset, None):
         texts = load_sources(repo.root)
-        out["repos"][repo.name] = {s: measure_repo(repo.root, texts, s, args.targets, args.seed, tokens)
+        out["repos"][repo.name] = {s: measure_repo(repo.root, texts, s, args.targets, args.seed, tokens,
+                                                       args.prefix_tokens, args.context_tokens)
                                    for s in ("crossfile", "random")}
         sys.stderr.write(f"{repo.name}: {json.dumps(out['repos'][repo.name])}\n")
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -105,6 +105,9 @@ def _header(node: Node, outer: Node, source: bytes) -> str:
     if node.type in ("type_spec", "variable_declarator") and outer is not node:
         start = outer.start_byte
     end = body.start_byte if body is not None and node.type != "type_spec" else node.end_byte
+    if body is not None and body.parent == node:  # comments before the body are not the header
+        end = max([c.end_byte for c in node.children
+                   if c.end_byte <= body.start_byte and "comment" not in c.type] or [end])
     header = source[start:end].decode("utf-8", errors="replace")
     return tidy_signature(re.sub(r"\s*(\{|:|=>|=)?\s*$", "", header))
 

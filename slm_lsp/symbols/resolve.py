@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 import os
 import re
 import threading
@@ -379,26 +380,60 @@ def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
     know them otherwise), then the rest of the window's, each group nearest first."""
     best: dict[str, int] = {}
     shown: set[str] = set()
+    rows_of: dict[str, list[int]] = {}
+    words: list[list[str]] = []
     for row, text in enumerate(lines):
         distance = abs(row - line)
         inside = window[0] <= row <= window[1]
         names = WORD_RE.findall(text)
+        words.append(names)
         if imported and "." in text:  # `module.member` counts as a name of its own
-            names += [m.group(0) for m in _DOTTED.finditer(text) if m.group(1) in imported]
+            names = names + [m.group(0) for m in _DOTTED.finditer(text) if m.group(1) in imported]
         for name in names:
             if len(name) < 2 or name in KNOWN:
                 continue
             if inside:
                 shown.add(name)
+            else:
+                rows_of.setdefault(name, []).append(row)
             if distance < best.get(name, 1 << 30):
                 best[name] = distance
+    score = _use_similarity(words, line, {n: r for n, r in rows_of.items() if n not in shown})
 
-    def tier(item: tuple[str, int]) -> tuple[int, int, str]:
+    def tier(item: tuple[str, int]) -> tuple[int, float, int, str]:
         name, distance = item
         group = 0 if distance <= NEAR_LINES else 1 if name not in shown else 2
-        return (group, distance, name)
+        return (group, -score.get(name, 0.0), distance, name)
 
     return sorted(best.items(), key=tier), shown
+
+
+def _use_similarity(words: list[list[str]], line: int, rows_of: dict[str, list[int]]
+                    ) -> dict[str, float]:
+    """For names the prompt does not show: how much the code where each is used looks like
+    the code being written. The words of the lines around each use (one line either side)
+    are compared with the words of the cursor's last ``NEAR_LINES`` + 1 lines, each shared
+    word counting by its rarity in the file (idf). A name used in code like the cursor's is
+    likely the one needed next; nearness alone ranks a long file's hundreds of imported and
+    far-away names no better than by chance."""
+    here = {w for row in words[max(0, line - NEAR_LINES):line + 1] for w in row}
+    if not here or not rows_of:
+        return {}
+    frequency: dict[str, int] = {}
+    for names in words:
+        for w in set(names):
+            if w in here:
+                frequency[w] = frequency.get(w, 0) + 1
+    rarity = {w: math.log(len(words) / (1 + n)) for w, n in frequency.items()}
+    scores: dict[str, float] = {}
+    for name, rows in rows_of.items():
+        seen: set[str] = set()
+        for at in rows:
+            for near in words[max(0, at - 1):at + 2]:
+                seen.update(near)
+        seen.discard(name)
+        scores[name] = sum(rarity.get(w, 0.0) for w in here & seen)
+    return scores
 
 
 def _is_called(lines: list[str], name: str) -> bool:

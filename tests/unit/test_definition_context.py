@@ -145,6 +145,29 @@ def test_names_at_the_cursor_resolve_through_imports_classes_and_bases(repo: Pat
     assert nearest[0] == 0
 
 
+def test_names_the_prompt_does_not_show_rank_by_where_they_are_used(tmp_path: Path) -> None:
+    """Among a long file's names that the window does not show, the one used elsewhere in
+    code like the cursor's comes first, not the one used nearest."""
+    (tmp_path / "errors.py").write_text(
+        "class UsageError(Exception):\n    def __init__(self, message, ctx=None): ...\n\n\n"
+        "class Abort(Exception): ...\n")
+    far = "".join(f"def filler_{i}():\n    return {i}\n\n\n" for i in range(60))
+    text = ("from .errors import UsageError, Abort\n\n\n"
+            "def check(ctx, message):\n    if ctx.bad_option(message):\n"
+            "        raise UsageError(message, ctx)\n\n\n"
+            f"{far}"
+            "def stop():\n    raise Abort()\n\n\n"
+            f"{far.replace('filler', 'more')}"
+            "def run(ctx, message):\n    if ctx.bad_option(message):\n        raise ")
+    (tmp_path / "cli.py").write_text(text)
+    resolver = resolver_for(SourceTree(str(tmp_path)))
+    lines = text.split("\n")
+    line = len(lines) - 1
+    found = resolver.around(str(tmp_path / "cli.py"), text, "python", line, (line - 3, line))
+    names = [f.definition.qualname for f in found]
+    assert names.index("UsageError") < names.index("Abort")  # Abort is used nearer
+
+
 def test_lookup_never_guesses_a_namesake(repo: Path) -> None:
     resolver = resolver_for(SourceTree(str(repo)))
     path, text, _ = cursor(repo, "json.dumps")

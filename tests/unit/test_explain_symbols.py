@@ -90,6 +90,12 @@ def test_python_definitions_signatures_and_attributes():
     assert defs["count"].text.startswith("def count(path):")
 
 
+def test_a_comment_before_the_body_is_not_part_of_the_signature():
+    source = "def load(path: str) -> bytes:\n    # the file may be large\n    return b''\n"
+    (d,) = definitions(source, "python", "/r/io.py")
+    assert d.signature == "def load(path: str) -> bytes"
+
+
 def test_python_refs_calls_attributes_and_definitions():
     assert symbol_at(PY, "python", 14, 41).qualifier == "self"  # self.root
     join = symbol_at(PY, "python", 14, 31)
