@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 MODES = ("definitions", "similar", "both")
 WINDOW_AFTER = 24
 """Lines below the cursor taken as shown by the prompt (the suffix budget's usual reach)."""
+MAX_STUB = 96
+"""Tokens a full stub may take; a larger one (a class with many members) is given in its
+compact form, so that one class does not take the room of several names."""
 MIN_SIMILAR = 64
 """Tokens left for similar chunks below which none are asked for."""
 
@@ -42,18 +45,20 @@ Definitions = Callable[[CursorContext, int], tuple[tuple[ContextFile, ...], int]
 """(context, token budget) -> (stubs as context files, tokens used): a DefinitionContext."""
 
 
-def stub_of(found: Found) -> str:
-    """A full stub for a name the prompt shows in use; for one it does not, the compact
-    form (a signature; a class's header and constructor), so more such names fit."""
+def stub_of(found: Found, compact: bool = False) -> str:
+    """A full stub for a name the prompt shows in use; for one it does not (or with
+    ``compact``), the compact form (a signature; a class's header and constructor), so
+    more such names fit."""
     d = found.definition
+    compact = compact or not found.shown
     if d.kind in CLASS_KINDS:
-        if not found.shown:
+        if compact:
             return class_stub(d, [m for m in found.members if m.name in ("__init__", "constructor")],
                               compact=True)
         return class_stub(d, found.members)
     if d.kind == "constant":
         return constant_stub(d)
-    return function_stub(d, compact=not found.shown)
+    return function_stub(d, compact=compact)
 
 
 @dataclass
@@ -68,7 +73,8 @@ class DefinitionContext:
     def __init__(self, resolver: Resolver, count_tokens: Callable[[str], int],
                  cache_size: int = 64) -> None:
         self.resolver = resolver
-        self.count_tokens = count_tokens
+        self._count = count_tokens
+        self._counted: OrderedDict[str, int] = OrderedDict()
         self.stats = ContextStats()
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[ContextFile, ...], int]] = \
             OrderedDict()
@@ -103,6 +109,20 @@ class DefinitionContext:
                   len(found), result[1], elapsed)
         return result
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a stub or path; remembered, since the same stubs recur from band to band."""
+        with self._lock:
+            n = self._counted.get(text)
+            if n is not None:
+                self._counted.move_to_end(text)
+                return n
+        n = self._count(text)
+        with self._lock:
+            self._counted[text] = n
+            while len(self._counted) > 4096:
+                self._counted.popitem(last=False)
+        return n
+
     def pack(self, found: Sequence[Found], budget: int) -> tuple[tuple[ContextFile, ...], int]:
         """Stubs in order of ``found`` while they fit; files ordered so that the most relevant
         one comes last (nearest the current file in the prompt)."""
@@ -110,9 +130,12 @@ class DefinitionContext:
         used = 0
         for item in found:
             stub = stub_of(item)
+            size = self.count_tokens(stub + "\n")
+            if size > MAX_STUB:  # a large class: its header and constructor say enough
+                stub = stub_of(item, compact=True)
+                size = self.count_tokens(stub + "\n")
             rel = self.resolver.rel(item.definition.path)
-            cost = self.count_tokens(stub + "\n") + 2 + (0 if rel in by_file else
-                                                         self.count_tokens(rel + "\n") + 2)
+            cost = size + 2 + (0 if rel in by_file else self.count_tokens(rel + "\n") + 2)
             if used + cost > budget:
                 continue
             by_file.setdefault(rel, []).append(stub)

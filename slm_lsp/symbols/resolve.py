@@ -149,6 +149,10 @@ class Resolver:
         out: list[Found] = []
         seen: set[tuple[str, int]] = set()
 
+        top: dict[str, Definition] = {}
+        for d in here:  # the file's own top-level names (the first definition of each)
+            if d.name == d.qualname:
+                top.setdefault(d.name, d)
         ranked, shown = _names_by_priority(lines, line, window, set(imports))
         near = dict(ranked)
         bases: list[Found] = []
@@ -177,11 +181,10 @@ class Resolver:
                                             distance, member):
                     add(replace(found, shown=visible))
                 continue
-            local = [d for d in here if d.name == name and d.qualname == name]
-            if local:
-                d = local[0]
-                if not _inside(d, window) and d is not enclosing:
-                    add(Found(d, "same file", distance, _members(here, d), visible))
+            own = top.get(name)
+            if own is not None:
+                if not _inside(own, window) and own is not enclosing:
+                    add(Found(own, "same file", distance, _members(here, own), visible))
                 continue
             imp = imports.get(name)
             if imp is not None:
