@@ -74,7 +74,7 @@ class CompletionSettings:
     """Upper bound on generated tokens per suggestion."""
     max_lines: int = 8
     """Most lines in a multi-line suggestion (only offered where a block opens)."""
-    max_prefix_tokens: int = 1536
+    max_prefix_tokens: int = 512
     """Budget for the text before the cursor."""
     max_suffix_tokens: int = 256
     """Budget for the text after the cursor."""
@@ -82,7 +82,7 @@ class CompletionSettings:
     """Give up on a suggestion after this long and return nothing."""
     warm_on_cursor: bool = True
     """Prepare the suggestion where the cursor comes to rest (editors send `slm/cursor`)."""
-    warm_regions: int = 8
+    warm_regions: int = 0
     """Bands of lines around the cursor prepared while idle, nearest first; 0 turns it off."""
     token_healing: bool = True
     """Let the model regenerate a partly typed word and the blanks or indentation before it."""
@@ -94,7 +94,7 @@ class IndexSettings:
 
     enabled: bool = True
     """Build and use the repository index."""
-    context_tokens: int = 512
+    context_tokens: int = 256
     """Token budget for repository context in a completion prompt."""
     context: str = "definitions"
     """Repository context: definitions (of the names used at the cursor), similar (search hits) or both."""

@@ -45,10 +45,12 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
         {"index": {"enabled": True, "context": "definitions", "contextTokens": 256}},
         requires=("slm.index.context",)),
     Arm("today", "the defaults before issue 18 (1,536 prompt tokens before the cursor, 256 after; "
-        "similar chunks from the index): the baseline of the cold-path work",
-        {"index": {"enabled": True, "context": "similar"},
-         "completion": {"maxPrefixTokens": 1536, "maxSuffixTokens": 256}}, index=True,
-        requires=("slm.index.context",)),
+        "512 tokens of similar chunks from the index; 8 warm regions): the baseline of the "
+        "cold-path work",
+        {"index": {"enabled": True, "context": "similar", "contextTokens": 512},
+         "completion": {"maxPrefixTokens": 1536, "maxSuffixTokens": 256, "warmRegions": 8}},
+        index=True, requires=("slm.index.context",)),
+    Arm("defaults", "the shipped defaults, whatever they are at the commit measured", {}),
     Arm("both", "definitions first, similar chunks in the tokens left",
         {"index": {"enabled": True, "context": "both"}}, index=True,
         requires=("slm.index.context",)),

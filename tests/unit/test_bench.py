@@ -623,7 +623,7 @@ async def test_a_reading_pause_ends_when_the_server_says_its_warm_ups_are_done()
     waits for the server's "region warm-ups done" log line (or the limit)."""
     target = _target()
     server = FakeServer(["x"] * 80)
-    server.settings = {}  # type: ignore[attr-defined]
+    server.settings = {"completion": {"warmRegions": 8}}  # type: ignore[attr-defined]
     server.log = SimpleNamespace(warm_done=0)  # type: ignore[attr-defined]
 
     async def warm_done_later() -> None:
