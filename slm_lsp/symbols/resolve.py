@@ -373,6 +373,33 @@ def _uses_self(lines: list[str], line: int) -> bool:
     return any(_SELF.search(lines[i]) for i in range(max(0, line - 6), min(len(lines), line + 1)))
 
 
+@dataclass(frozen=True)
+class _Line:
+    words: tuple[str, ...]
+    names: tuple[str, ...]
+    """The words that may name a definition (not keywords, builtins or single letters)."""
+    dotted: tuple[tuple[str, str], ...]
+    """``a.b`` pairs as (``a.b``, ``a``)."""
+
+
+_LINES: dict[str, _Line] = {}
+"""Per line of text, its words. A file's lines barely change between requests, so a cold
+request in an open file scans only the lines typed since the last."""
+MAX_LINES = 200_000
+
+
+def _line(text: str) -> _Line:
+    found = _LINES.get(text)
+    if found is None:
+        if len(_LINES) >= MAX_LINES:
+            _LINES.clear()
+        words = tuple(WORD_RE.findall(text))
+        found = _LINES[text] = _Line(
+            words, tuple(w for w in words if len(w) > 1 and w not in KNOWN),
+            tuple((m.group(0), m.group(1)) for m in _DOTTED.finditer(text)) if "." in text else ())
+    return found
+
+
 def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
                        imported: set[str] = frozenset()  # type: ignore[assignment]
                        ) -> tuple[list[tuple[str, int]], set[str]]:
@@ -384,17 +411,16 @@ def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
     best: dict[str, int] = {}
     shown: set[str] = set()
     rows_of: dict[str, list[int]] = {}
-    words: list[list[str]] = []
+    words: list[tuple[str, ...]] = []
     for row, text in enumerate(lines):
         distance = abs(row - line)
         inside = window[0] <= row <= window[1]
-        names = WORD_RE.findall(text)
-        words.append(names)
-        if imported and "." in text:  # `module.member` counts as a name of its own
-            names = names + [m.group(0) for m in _DOTTED.finditer(text) if m.group(1) in imported]
+        found = _line(text)
+        words.append(found.words)
+        names = found.names
+        if imported and found.dotted:  # `module.member` counts as a name of its own
+            names = names + tuple(whole for whole, head in found.dotted if head in imported)
         for name in names:
-            if len(name) < 2 or name in KNOWN:
-                continue
             if inside:
                 shown.add(name)
             else:
@@ -411,7 +437,7 @@ def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
     return sorted(best.items(), key=tier), shown
 
 
-def _use_similarity(words: list[list[str]], line: int, rows_of: dict[str, list[int]]
+def _use_similarity(words: list[tuple[str, ...]], line: int, rows_of: dict[str, list[int]]
                     ) -> dict[str, float]:
     """For names the prompt does not show: how much the code where each is used looks like
     the code being written. The words of the lines around each use (one line either side)
@@ -422,20 +448,20 @@ def _use_similarity(words: list[list[str]], line: int, rows_of: dict[str, list[i
     here = {w for row in words[max(0, line - NEAR_LINES):line + 1] for w in row}
     if not here or not rows_of:
         return {}
+    shared = [here.intersection(names) for names in words]  # per row, the cursor's words
     frequency: dict[str, int] = {}
-    for names in words:
-        for w in set(names):
-            if w in here:
-                frequency[w] = frequency.get(w, 0) + 1
+    for found in shared:
+        for w in found:
+            frequency[w] = frequency.get(w, 0) + 1
     rarity = {w: math.log(len(words) / (1 + n)) for w, n in frequency.items()}
     scores: dict[str, float] = {}
     for name, rows in rows_of.items():
         seen: set[str] = set()
         for at in rows:
-            for near in words[max(0, at - 1):at + 2]:
-                seen.update(near)
+            for near in shared[max(0, at - 1):at + 2]:
+                seen |= near
         seen.discard(name)
-        scores[name] = sum(rarity.get(w, 0.0) for w in here & seen)
+        scores[name] = sum(rarity[w] for w in seen)
     return scores
 
 
