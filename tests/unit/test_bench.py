@@ -677,3 +677,22 @@ def test_decode_bench_asks_both_tasks_of_each_target_on_the_masked_text(tmp_path
                                     prompt_draft_keys=(3,)))  # type: ignore[arg-type]
     assert [r.name for r in default] == ["off", "wide", "default"]
     assert default[0].draft_tokens == 0 and default[2].prompt_draft_tokens == 4
+
+
+def test_hover_bench_sorts_answers_and_takes_the_first_hover_of_each_server() -> None:
+    from slm_lsp.bench.hover import _kind, summarize
+
+    assert _kind("sig\n\n---\n\nIt adds.\n\n*slm-lsp · qwen · 3.1 s*") == "model"
+    assert _kind("sig\n\n---\n\nIt adds.\n\n*slm-lsp · qwen · cached*") == "cached"
+    assert _kind("sig\n\n---\n\n*No explanation: the model gave none.*") == "none"
+    assert _kind("It.\n\n*slm-lsp · qwen · 9.0 s · cut short by the time budget*") == "cut short"
+    assert _kind("`def f()` in a.py") == "header only"
+    hovers = [{"repo": "a", "seconds": 9.0, "error": None, "index_building": True, "explanation": "model"},
+              {"repo": "a", "seconds": 1.0, "error": None, "index_building": False, "explanation": "model"},
+              {"repo": "b", "seconds": 3.0, "error": None, "index_building": False, "explanation": "none"},
+              {"repo": "b", "seconds": 120.0, "error": "TimeoutError: ", "index_building": False,
+               "explanation": "header only"}]
+    summary = summarize(hovers)
+    assert summary["p50_s"] == 3.0 and summary["first_p50_s"] == 6.0
+    assert summary["while_building"] == 1 and summary["errors"] == 1
+    assert summary["explanations"] == {"model": 2, "none": 1, "header only": 1}
