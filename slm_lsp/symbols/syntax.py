@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from tree_sitter import Node, Tree
@@ -114,11 +115,80 @@ a data dump, not code to complete with definitions)."""
 def parse(text: str, language: str | None) -> Tree | None:
     """A syntax tree, or None for languages without a grammar here and for texts over
     ``MAX_PARSE_CHARS`` (the last few are kept: a request reads the same text for its
-    definitions, imports and constants)."""
+    definitions, imports and constants). A text that differs from one parsed recently in
+    one stretch (an edit) is parsed incrementally from that one's tree."""
     parser = get_parser(language)
     if parser is None or len(text) > MAX_PARSE_CHARS:
         return None
-    return parser.parse(text.encode("utf-8"))
+    data = text.encode("utf-8")
+    old = _edited_tree(data, language)
+    tree = parser.parse(data, old) if old is not None else parser.parse(data)
+    if len(data) <= RECENT_MAX_BYTES:
+        with _RECENT_LOCK:
+            _RECENT.append((language, data, tree))
+            del _RECENT[:-RECENT_TREES]
+    return tree
+
+
+RECENT_TREES = 4
+"""Trees kept as starting points of incremental parses (the texts are kept with them)."""
+RECENT_MAX_BYTES = 512 * 1024
+"""Larger texts are not kept for that (their trees take memory out of proportion)."""
+MIN_SHARED = 0.9
+"""Share of a text another must have in common (as a prefix plus a suffix) to start from it."""
+_RECENT: list[tuple[str | None, bytes, Tree]] = []
+_RECENT_LOCK = threading.Lock()
+
+
+def _edited_tree(data: bytes, language: str | None) -> Tree | None:
+    """A copy of a recent tree of ``language`` edited into the shape of ``data``, if one of
+    the recent texts shares at least ``MIN_SHARED`` of it; else None."""
+    with _RECENT_LOCK:
+        recent = [(old, tree) for lang, old, tree in _RECENT if lang == language]
+    best: tuple[int, int, bytes, Tree] | None = None
+    for old, tree in recent:
+        head = _common_prefix(old, data)
+        tail = _common_suffix(old, data, min(len(old), len(data)) - head)
+        if best is None or head + tail > best[0] + best[1]:
+            best = (head, tail, old, tree)
+    if best is None or best[0] + best[1] < MIN_SHARED * len(data):
+        return None
+    head, tail, old, tree = best
+    edited = tree.copy()
+    edited.edit(start_byte=head, old_end_byte=len(old) - tail, new_end_byte=len(data) - tail,
+                start_point=_point(data, head), old_end_point=_point(old, len(old) - tail),
+                new_end_point=_point(data, len(data) - tail))
+    return edited
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common prefix, by halving (each step one C-level comparison)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """Length of the common suffix, at most ``limit`` (so it does not overlap the prefix)."""
+    low, high = 0, max(0, limit)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[len(a) - mid:] == b[len(b) - mid:]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _point(data: bytes, offset: int) -> tuple[int, int]:
+    """(row, byte column) of a byte offset."""
+    row = data.count(b"\n", 0, offset)
+    return row, offset - (data.rfind(b"\n", 0, offset) + 1)
 
 
 def byte_col(line_text: str, col: int) -> int:
