@@ -36,6 +36,8 @@ from .targets import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 HOVER_TIMEOUT_S = 120.0
+TIMED = ("model", "cached", "cut short", "none")
+"""Answers the explainer ran for ("none": it ran and gave nothing usable)."""
 
 
 def _kind(value: str) -> str:
@@ -97,10 +99,13 @@ def _name_at(lines: list[str], spot: types.Position) -> str:
 
 
 def summarize(hovers: list[dict[str, Any]]) -> dict[str, Any]:
-    """p50/p95 of all hovers, of the first hover of each server, and the explanation counts."""
-    times = [h["seconds"] for h in hovers if h["error"] is None]
+    """p50/p95 of the hovers the explainer ran for (a name the server has no definition for
+    is answered at once with nothing: not a hover to time), of the first such hover of each
+    server, and the counts of each kind of answer."""
+    explained = [h for h in hovers if h["error"] is None and h["explanation"] in TIMED]
+    times = [h["seconds"] for h in explained]
     firsts: dict[str, float] = {}
-    for h in hovers:
+    for h in explained:
         firsts.setdefault(h["repo"], h["seconds"])
     kinds: dict[str, int] = {}
     for h in hovers:
@@ -120,7 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", choices=("definitions", "similar", "both"),
                         help="slm.index.context for the servers (default: the shipped setting)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "hover.json")
+    parser.add_argument("--summarize", action="store_true",
+                        help="only recompute the summary of the results file --out")
     args = parser.parse_args(argv)
+    if args.summarize:
+        done = json.loads(args.out.read_text(encoding="utf-8"))
+        done["summary"] = summarize([{**h, "repo": name} for name, repo in done["repos"].items()
+                                     for h in repo["hovers"]])
+        args.out.write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
+        sys.stderr.write(json.dumps(done["summary"]) + "\n")
+        return 0
     command = "python -m slm_lsp.bench.hover " + " ".join(argv if argv is not None else sys.argv[1:])
     out: dict[str, Any] = {"command": command, "commit": commit(ROOT), "machine": machine(),
                            "repos": {}}

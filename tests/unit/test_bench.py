@@ -692,7 +692,9 @@ def test_hover_bench_sorts_answers_and_takes_the_first_hover_of_each_server() ->
               {"repo": "b", "seconds": 3.0, "error": None, "index_building": False, "explanation": "none"},
               {"repo": "b", "seconds": 120.0, "error": "TimeoutError: ", "index_building": False,
                "explanation": "header only"}]
+    hovers.append({"repo": "b", "seconds": 0.0, "error": None, "index_building": False,
+                   "explanation": "header only"})  # no definition there: not timed
     summary = summarize(hovers)
     assert summary["p50_s"] == 3.0 and summary["first_p50_s"] == 6.0
     assert summary["while_building"] == 1 and summary["errors"] == 1
-    assert summary["explanations"] == {"model": 2, "none": 1, "header only": 1}
+    assert summary["explanations"] == {"model": 2, "none": 1, "header only": 2}
