@@ -28,6 +28,7 @@ from .context import CursorContext
 from .retrieval import IndexRetriever, uri_path
 from .symbols.resolve import CLASS_KINDS, Found, Resolver
 from .symbols.stubs import class_stub, constant_stub, function_stub
+from .symbols.textcache import text_cache
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ class DefinitionContext:
     def __init__(self, resolver: Resolver, count_tokens: Callable[[str], int],
                  cache_size: int = 64) -> None:
         self.resolver = resolver
-        self._count = count_tokens
-        self._counted: OrderedDict[str, int] = OrderedDict()
+        # Stub and path token counts are remembered: the same stubs recur from band to band.
+        self.count_tokens = text_cache(maxsize=4096, max_chars=1 << 20)(count_tokens)
         self.stats = ContextStats()
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[ContextFile, ...], int]] = \
             OrderedDict()
@@ -108,20 +109,6 @@ class DefinitionContext:
         log.debug("definitions for %s:%d: %d found, %d tokens in %.1f ms", ctx.path, ctx.line,
                   len(found), result[1], elapsed)
         return result
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of a stub or path; remembered, since the same stubs recur from band to band."""
-        with self._lock:
-            n = self._counted.get(text)
-            if n is not None:
-                self._counted.move_to_end(text)
-                return n
-        n = self._count(text)
-        with self._lock:
-            self._counted[text] = n
-            while len(self._counted) > 4096:
-                self._counted.popitem(last=False)
-        return n
 
     def pack(self, found: Sequence[Found], budget: int) -> tuple[tuple[ContextFile, ...], int]:
         """Stubs in order of ``found`` while they fit; files ordered so that the most relevant

@@ -98,6 +98,11 @@ def _name_at(lines: list[str], spot: types.Position) -> str:
     return text.split("(")[0].strip()
 
 
+def _tagged(repos: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every repository's hovers, each with its repository's name (``repo``)."""
+    return [{**h, "repo": name} for name, repo in repos.items() for h in repo["hovers"]]
+
+
 def summarize(hovers: list[dict[str, Any]]) -> dict[str, Any]:
     """p50/p95 of the hovers the explainer ran for (a name the server has no definition for
     is answered at once with nothing: not a hover to time), of the first such hover of each
@@ -130,22 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.summarize:
         done = json.loads(args.out.read_text(encoding="utf-8"))
-        done["summary"] = summarize([{**h, "repo": name} for name, repo in done["repos"].items()
-                                     for h in repo["hovers"]])
+        done["summary"] = summarize(_tagged(done["repos"]))
         args.out.write_text(json.dumps(done, indent=2) + "\n", encoding="utf-8")
         sys.stderr.write(json.dumps(done["summary"]) + "\n")
         return 0
     command = "python -m slm_lsp.bench.hover " + " ".join(argv if argv is not None else sys.argv[1:])
     out: dict[str, Any] = {"command": command, "commit": commit(ROOT), "machine": machine(),
                            "repos": {}}
-    hovers: list[dict[str, Any]] = []
     for repo in devset_repos(args.devset, None):
         with tempfile.TemporaryDirectory(prefix="slm-hover-") as home:
             result = asyncio.run(hover_repo(repo.root, Path(home), args.files, args.context))
         out["repos"][repo.name] = result
-        hovers += [{**h, "repo": repo.name} for h in result["hovers"]]
         sys.stderr.write(f"{repo.name}: {json.dumps(result['hovers'])}\n")
-    out["summary"] = summarize(hovers)
+    out["summary"] = summarize(_tagged(out["repos"]))
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     sys.stderr.write(json.dumps(out["summary"]) + "\n")
     return 0
