@@ -463,7 +463,7 @@ def _use_similarity(words: list[tuple[str, ...]], line: int, rows_of: dict[str, 
             for near in shared[max(0, at - 1):at + 2]:
                 seen |= near
         seen.discard(name)
-        scores[name] = sum(rarity[w] for w in seen)
+        scores[name] = math.fsum(rarity[w] for w in seen)  # exact: the same in any set order
     return scores
 
 
