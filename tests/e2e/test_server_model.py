@@ -195,7 +195,10 @@ async def test_coming_back_after_a_far_jump_reads_the_saved_state(client: Langua
     print(f"first requests: {here:.2f} s, far away {away:.2f} s, back near the first {back:.2f} s")
     configure(client, {})
     assert result is not None
-    assert back < min(here, away) / 4, (here, away, back)
+    # Reading the state back still evaluates the moved cursor's tail and generates the answer:
+    # about a quarter of a cold request on a quiet machine (CI once measured 2.38 s against
+    # 9.26 s), so the bound leaves room for a busy one; without the saved state it is ~1x.
+    assert back < min(here, away) / 3, (here, away, back)
 
 
 def configure(client: LanguageClient, completion: dict) -> None:
