@@ -69,6 +69,13 @@ SINGLE_LINE_TOKENS = 48
 """Most tokens generated for a one-line suggestion."""
 
 
+def wants_a_line(ctx: CursorContext, shape: Shape) -> bool:
+    """Whether an empty answer is a miss: a single-line suggestion asked for on a line
+    that holds nothing but its indentation (an automatic request there comes from the
+    user's typing, or the cursor resting where they are about to type)."""
+    return not shape.multiline and not ctx.line_before.strip() and not ctx.line_after.strip()
+
+
 def token_limit(settings: CompletionSettings, shape: Shape) -> int:
     """Most tokens to generate for a suggestion of ``shape``."""
     return settings.max_tokens if shape.multiline else min(settings.max_tokens, SINGLE_LINE_TOKENS)
@@ -344,10 +351,21 @@ class CompletionEngine:
         t2 = time.perf_counter()
         prompt = self._prompt(prefix, suffix, ctx.path, context)
         max_tokens = token_limit(self.settings, shape)
-        gen = self._backend_for(ctx, shape).generate(
+        backend = self._backend_for(ctx, shape)
+        gen = backend.generate(
             prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape), cancel=cancel, forced=heal
         )
         text = clean(gen.text, ctx, shape)
+        if not text and wants_a_line(ctx, shape):
+            # The cursor waits on an empty line, so the user is about to write one; the model
+            # ended, broke the line or wrote the next line again (the commonest miss of a
+            # small model there). Its next-best line costs only the answer's tokens: the
+            # prompt is already evaluated.
+            again = backend.generate(prompt, max_tokens=max_tokens, stop=stop_rule(ctx, shape),
+                                     cancel=cancel, forced=heal, avoid=gen.text or "\n")
+            again.prompt_ms += gen.prompt_ms
+            again.generate_ms += gen.generate_ms
+            gen, text = again, clean(again.text, ctx, shape)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("generated %d tokens (%s): %r -> %r", gen.n_generated, gen.stop_reason,
                       gen.text, text)

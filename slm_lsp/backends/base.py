@@ -71,11 +71,15 @@ class ModelBackend(Protocol):
         stop: StopRule | None = None,
         cancel: threading.Event | None = None,
         forced: str = "",
+        avoid: str = "",
     ) -> Generation:
         """Greedy-decode after ``prompt``; raise ``Cancelled`` if ``cancel`` is set.
 
         ``forced`` is text the output must start with (token healing); it is
         generated under that constraint and left out of the returned text.
+        ``avoid`` asks for an answer other than an unusable one: a local model skips
+        first tokens that would begin it again, end the answer, or start with a line
+        break (see ``LlamaBackend``); a server that cannot be asked that ignores it.
         """
         ...
 

@@ -22,7 +22,9 @@ class FakeBackend:
         can_warm: bool = False,
         name: str = "fake",
         logprob: float | None = None,
+        second: str | None = None,
     ) -> None:
+        """``second``: the reply when asked to ``avoid`` the first one (None: the same)."""
         self._reply = reply if callable(reply) else (lambda _p, r=reply: r)
         self._fim = fim
         self._name = name
@@ -34,6 +36,8 @@ class FakeBackend:
         self.warmed: list[str] = []
         self.prompts: list[str] = []
         self.forced: list[str] = []
+        self.avoided: list[str] = []
+        self.second = second
         self.closed = False
 
     @property
@@ -59,11 +63,15 @@ class FakeBackend:
         stop: StopRule | None = None,
         cancel: threading.Event | None = None,
         forced: str = "",
+        avoid: str = "",
     ) -> Generation:
         text = "".join(s.text for s in prompt)
         self.prompts.append(text)
         self.forced.append(forced)
+        self.avoided.append(avoid)
         full = self._reply(text)
+        if avoid and self.second is not None:  # the next-best answer, as a model gives one
+            full = self.second
         if full.startswith(forced):  # a reply that spells out the healed text
             full = full[len(forced):]
         out = ""

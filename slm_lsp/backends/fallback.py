@@ -193,15 +193,17 @@ class FallbackBackend:
         return gen
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
-                 cancel: threading.Event | None = None, forced: str = "") -> Generation:
+                 cancel: threading.Event | None = None, forced: str = "",
+                 avoid: str = "") -> Generation:
         gen = self._from_server(lambda remote: remote.generate(
             translate(prompt, self._fim, remote.fim), max_tokens=max_tokens, stop=stop,
-            cancel=cancel, forced=forced))
+            cancel=cancel, forced=forced, avoid=avoid))
         if gen is not None:
             return gen
         self.last = self.local.name
         return self.local.generate(translate(prompt, self._fim, self.local.fim),
-                                   max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
+                                   max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced,
+                                   avoid=avoid)
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int, stop: StopRule | None = None,
              cancel: threading.Event | None = None) -> Generation:

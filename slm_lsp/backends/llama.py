@@ -20,7 +20,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,7 @@ class LlamaBackend:
         stop: StopRule | None = None,
         cancel: threading.Event | None = None,
         forced: str = "",
+        avoid: str = "",
     ) -> Generation:
         head, forced = heal_split(forced)
         tokens = self.encode(prompt)
@@ -254,7 +255,7 @@ class LlamaBackend:
                 f"context of {self.n_ctx}; lower the prefix/suffix budgets or raise contextSize"
             )
         with self._lock:
-            return self._generate(tokens, max_tokens, stop, cancel, forced)
+            return self._generate(tokens, max_tokens, stop, cancel, forced, avoid)
 
     @property
     def can_warm(self) -> bool:
@@ -301,11 +302,13 @@ class LlamaBackend:
 
     _piece_table: PieceTable | None = None
 
-    def pick(self, need: bytes, row: int = -1) -> int:
+    def pick(self, need: bytes, row: int = -1,
+             allowed: Callable[[int], bool] | None = None) -> int:
         """The most likely token consistent with the bytes that must come next.
 
         Used for token healing: the prompt ends before a partly typed word and
-        the output must begin with that word's characters.
+        the output must begin with that word's characters. Among the likeliest,
+        a token ``allowed`` refuses is passed over.
         """
         if not need:
             return self.argmax(row)
@@ -314,7 +317,8 @@ class LlamaBackend:
         top = np.argpartition(logits, -256)[-256:]
         for tok in top[np.argsort(logits[top])[::-1]]:
             p = pieces[int(tok)]
-            if p and (p.startswith(need) or need.startswith(p)) and not self.is_end(int(tok)):
+            if p and (p.startswith(need) or need.startswith(p)) and not self.is_end(int(tok)) \
+                    and (allowed is None or allowed(int(tok))):
                 return int(tok)
         best, best_logit = -1, -np.inf  # rare: nothing fitting among the top; scan all
         for tok, p in enumerate(pieces):
@@ -331,12 +335,13 @@ class LlamaBackend:
         stop: StopRule | None,
         cancel: threading.Event | None,
         forced: str,
+        avoid: str = "",
     ) -> Generation:
         t0 = time.perf_counter()
         need = forced.encode("utf-8")
         reused = self.kv.sync(tokens, cancel, self._cursor_mark(tokens), need)
         t1 = time.perf_counter()
-        run = _Run(self, need, stop, max_tokens)
+        run = _Run(self, need, stop, max_tokens, avoid)
         history = list(tokens)
         pos = len(tokens)
         logit_i = -1  # which output row of the last batch predicts the next token
@@ -345,14 +350,16 @@ class LlamaBackend:
         try:
             while run.reason is None:
                 pending = run.pending()
-                tok = self.pick(pending, logit_i) if pending else self.argmax(logit_i)
+                allowed = run.allowed if run.avoiding() else None
+                tok = self.pick(pending, logit_i, allowed) if pending else \
+                    self.pick_allowed(allowed, logit_i) if allowed else self.argmax(logit_i)
                 logprobs.append(self.logprob(tok, logit_i))
                 if not run.accept(tok):
                     break
                 history.append(tok)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                draft = [] if run.pending() or not self.draft_tokens else \
+                draft = [] if run.pending() or run.avoiding() or not self.draft_tokens else \
                     self._draft(history, self.draft_tokens)
                 self.decode([tok, *draft], pos, all_logits=bool(draft))
                 pos += 1
@@ -381,6 +388,16 @@ class LlamaBackend:
             timings={"drafted": drafted, "accepted": accepted},
             mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
         )
+
+    def pick_allowed(self, allowed: Callable[[int], bool], row: int = -1) -> int:
+        """The most likely token that ``allowed`` accepts among the 64 likeliest (the
+        likeliest of all if none is)."""
+        logits = self._logits(row)
+        top = np.argpartition(logits, -64)[-64:]
+        for tok in top[np.argsort(logits[top])[::-1]]:
+            if allowed(int(tok)):
+                return int(tok)
+        return self.argmax(row)
 
     def _cursor_mark(self, tokens: list[int]) -> int | None:
         """Position of the FIM marker between the two sides of the cursor (the later
@@ -438,9 +455,11 @@ class _Run:
     """Bookkeeping of one generation: text so far, forced start, stop decisions."""
 
     def __init__(self, backend: LlamaBackend, need: bytes, stop: StopRule | None,
-                 max_tokens: int) -> None:
+                 max_tokens: int, avoid: str = "") -> None:
         self.b = backend
         self.need = need
+        self.avoid = avoid.strip()
+        self.asked_other = bool(avoid)
         self.stop = stop
         self.limit = max_tokens + len(need)
         self.out = bytearray()
@@ -451,6 +470,25 @@ class _Run:
     def pending(self) -> bytes:
         """Forced bytes not generated yet (token healing)."""
         return self.need[len(self.out):] if len(self.out) < len(self.need) else b""
+
+    def avoiding(self) -> bool:
+        """Whether the next token is still checked by ``allowed``: an answer other than
+        ``avoid`` was asked for and nothing but blanks has been generated yet."""
+        return self.asked_other and not self.text.strip()
+
+    def allowed(self, tok: int) -> bool:
+        """Whether ``tok`` may come next while ``avoiding``: not an end token, not a line
+        break before any text, and not the start of the answer to avoid."""
+        if self.b.is_end(tok):
+            return False
+        out = self.out + self.b.piece(tok)
+        text = out[len(self.need):].decode("utf-8", errors="ignore") if len(out) > len(self.need) \
+            else ""
+        head = text.lstrip(" \t")
+        if head.startswith(("\n", "\r")):
+            return False
+        word = text.strip()
+        return not (word and self.avoid and self.avoid.startswith(word))
 
     def accept(self, tok: int) -> bool:
         """Add a token; False when generation must end here (the token is not added

@@ -113,7 +113,10 @@ class OpenAIBackend:
         return int(len(text) / CHARS_PER_TOKEN) + 1 if text else 0
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
-                 cancel: threading.Event | None = None, forced: str = "") -> Generation:
+                 cancel: threading.Event | None = None, forced: str = "",
+                 avoid: str = "") -> Generation:
+        """A completion from the server (``avoid`` is not sent: the completions endpoint
+        has no way to skip one first token)."""
         text = "".join(s.text for s in prompt) + forced
         body: dict[str, Any] = {"prompt": text, "max_tokens": max_tokens, "temperature": 0,
                                 "stream": True}

@@ -108,16 +108,19 @@ class Router:
 
     def generate_small(self, prompt: Sequence[Segment], *, max_tokens: int,
                        stop: StopRule | None = None, cancel: threading.Event | None = None,
-                       forced: str = "") -> Generation:
+                       forced: str = "", avoid: str = "") -> Generation:
         gen = self.small.generate(translate(prompt, self.fim, self.small.fim),
-                                  max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
+                                  max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced,
+                                  avoid=avoid)
         self._served(self.small)
         return gen
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
-                 cancel: threading.Event | None = None, forced: str = "") -> Generation:
+                 cancel: threading.Event | None = None, forced: str = "",
+                 avoid: str = "") -> Generation:
         gen = self.large.generate(translate(prompt, self.fim, self.large.fim),
-                                  max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced)
+                                  max_tokens=max_tokens, stop=stop, cancel=cancel, forced=forced,
+                                  avoid=avoid)
         self._served(self.large)
         return gen
 
@@ -165,14 +168,15 @@ class _Keystroke:
         return self._router.count_tokens(text)
 
     def generate(self, prompt: Sequence[Segment], *, max_tokens: int, stop: StopRule | None = None,
-                 cancel: threading.Event | None = None, forced: str = "") -> Generation:
+                 cancel: threading.Event | None = None, forced: str = "",
+                 avoid: str = "") -> Generation:
         router = self._router
         gen = router.generate_small(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel,
-                                    forced=forced)
+                                    forced=forced, avoid=avoid)
         if not router.unsure(gen):
             return gen
         big = router.generate(prompt, max_tokens=max_tokens, stop=stop, cancel=cancel,
-                              forced=forced)
+                              forced=forced, avoid=avoid)
         big.prompt_ms += gen.prompt_ms
         big.generate_ms += gen.generate_ms
         big.timings["escalated_logprob"] = gen.mean_logprob or 0.0

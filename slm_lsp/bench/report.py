@@ -69,14 +69,16 @@ def retrieval_ceiling(tasks: Sequence[dict[str, Any]], base: str = "no_retrieval
     return {"exact": now, "ceiling": best, "ratio": best / now if now else None}
 
 
-def _versus_section(repos: dict[str, Any], names: list[str], total: dict[str, Any] | None) -> list[str]:
-    """Every extra arm (the prompt-budget curve, say) minus no_retrieval, on identical targets."""
+def _versus_section(repos: dict[str, Any], names: list[str], total: dict[str, Any] | None,
+                    base: str = "no_retrieval") -> list[str]:
+    """Every extra arm (the prompt-budget curve, say) minus ``base``, on identical targets."""
+    key = f"vs_{base}"
     sections = [(n, repos[n]["summary"]) for n in names] + (
         [("**total**", total)] if total and len(names) > 1 else [])
-    arms = sorted({arm for _, section in sections for arm in section.get("vs_no_retrieval", {})})
+    arms = sorted({arm for _, section in sections for arm in section.get(key, {})})
     if not arms:
         return []
-    lines = ["", "### Each arm minus no_retrieval", "",
+    lines = ["", f"### Each arm minus {base}", "",
              "Differences of exact match and of edit similarity on identical targets, paired "
              "bootstrap 95% intervals as above; context tokens: the mean size of the repository "
              "context the server put in its prompts (one per band).", "",
@@ -84,7 +86,7 @@ def _versus_section(repos: dict[str, Any], names: list[str], total: dict[str, An
              "| context tokens |", "| --- | --- | ---: | ---: | --- | ---: | --- | ---: |"]
     for name, section in sections:
         for arm in arms:
-            b = section.get("vs_no_retrieval", {}).get(arm)
+            b = section.get(key, {}).get(arm)
             if not b or b.get("diff") is None:
                 continue
             es = b.get("similarity") or {}
@@ -212,6 +214,7 @@ def render(doc: dict[str, Any]) -> str:
             lines.append(f"| {name} | {b['n_units']} | {100 * b['diff']:+.1f} pts | "
                          f"[{100 * b['low']:+.1f}, {100 * b['high']:+.1f}] pts |")
     lines += _versus_section(repos, names, total)
+    lines += _versus_section(repos, names, total, "today")
     lines += _router_section(repos, names, total)
     lines += _outside_section(repos, names)
     lines += ["", "## Latency: typing replay", "",

@@ -157,6 +157,19 @@ def product_arm(arms: dict[str, Any]) -> str | None:
     return None
 
 
+def versus(tasks: Sequence[dict[str, Any]], arms: dict[str, Any], base: str, seed: int
+           ) -> dict[str, Any]:
+    """Each finished arm minus ``base`` on identical targets: exact match and edit similarity,
+    paired bootstrap intervals. Empty when ``base`` did not run."""
+    if base not in arms or "pending" in arms[base]:
+        return {}
+    return {name: {**bootstrap_diff(paired_units(tasks, base, name), seed=seed),
+                   "similarity": bootstrap_diff(paired_units(tasks, base, name, "similarity"),
+                                                seed=seed)}
+            for name in arms if name not in (base, "no_retrieval", "psm_plain")
+            and "pending" not in arms[name]}
+
+
 def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]],
               arm_info: dict[str, Any], seed: int) -> dict[str, Any]:
     """Arms, retrieval - no_retrieval interval, and latency from raw records."""
@@ -176,11 +189,8 @@ def summarize(tasks: Sequence[dict[str, Any]], typing: dict[str, dict[str, Any]]
         "arms": arms,
         "retrieval_vs_no_retrieval": bootstrap_diff(
             paired_units(tasks, "no_retrieval", "retrieval"), seed=seed),
-        "vs_no_retrieval": {name: {**bootstrap_diff(paired_units(tasks, "no_retrieval", name), seed=seed),
-                                   "similarity": bootstrap_diff(paired_units(
-                                       tasks, "no_retrieval", name, "similarity"), seed=seed)}
-                            for name in arms if name not in ("no_retrieval", "psm_plain")
-                            and "pending" not in arms[name]},
+        "vs_no_retrieval": versus(tasks, arms, "no_retrieval", seed),
+        "vs_today": versus(tasks, arms, "today", seed),
         "latency": latency,
         "latency_by_arm": latency_by_arm,
         "router_curve": router_curve(tasks) if {"small", "large"} <= set(arms) else [],

@@ -483,6 +483,25 @@ def test_summaries_from_raw_records():
     json.dumps(doc)  # the results file is plain JSON
 
 
+def test_new_defaults_are_paired_with_todays_arm_when_it_ran():
+    raw = _raw("alpha", {"today": [True, True, False, False],
+                         "defaults": [True, False, True, True]})
+    summary = bench_summary.summarize_repo(raw, 0)
+    assert summary["vs_no_retrieval"] == {}  # no baseline run, no rows
+    versus = summary["vs_today"]
+    assert set(versus) == {"defaults"}
+    assert versus["defaults"]["n_units"] == 4
+    assert versus["defaults"]["diff"] == pytest.approx(0.25)
+    assert versus["defaults"]["similarity"]["diff"] == pytest.approx(0.2)
+    doc = _doc(0.1, 100)
+    doc["repos"] = {"alpha": {"repo": raw["repo"], "summary": summary,
+                              "servers": raw["servers"], "raw": {}}}
+    doc["total"] = bench_summary.summarize_total([raw], 0)
+    text = bench_report.render(doc)
+    assert "### Each arm minus today" in text and "### Each arm minus no_retrieval" not in text
+    assert "| alpha | defaults | 4 | +25.0 pts | [" in text
+
+
 def test_report_renders_tables_labels_and_command():
     text = bench_report.render(_doc(load=3.5, targets=5))
     assert text.startswith("# Completion benchmark")

@@ -157,3 +157,30 @@ def test_token_healing_can_be_switched_off():
     engine = CompletionEngine(backend, CompletionSettings(token_healing=False))
     assert engine.complete(ctx_at("x = comp|\n")).text == "ute(a)"
     assert backend.forced == [""] and "x = comp<|fim_suffix|>" in backend.prompts[-1]
+
+
+def test_an_empty_line_that_got_the_next_line_again_asks_for_the_next_best_answer():
+    # The small model's commonest miss on an emptied line: it writes the line below.
+    backend = FakeBackend("level = 0", second="if parent is None:")
+    engine = CompletionEngine(backend, CompletionSettings())
+    out = engine.complete(ctx_at("if level is None:\n    |\n        level = 0\n"))
+    assert out.text == "if parent is None:"
+    assert backend.avoided == ["", "level = 0"]
+    assert len(backend.prompts) == 2 and backend.prompts[0] == backend.prompts[1]
+
+
+def test_a_line_break_or_an_end_on_an_empty_line_is_asked_again_and_may_stay_empty():
+    backend = FakeBackend("\n", second="\n")
+    engine = CompletionEngine(backend, CompletionSettings())
+    assert engine.complete(ctx_at("x = 1\n|\ny = 2\n")).text == ""
+    assert backend.avoided == ["", "\n"]
+
+
+def test_no_second_request_where_an_empty_answer_is_fine_or_the_first_is_used():
+    backend = FakeBackend("", second="junk")
+    engine = CompletionEngine(backend, CompletionSettings())
+    assert engine.complete(ctx_at("x = compute(|)\n")).text == ""  # mid-line: nothing to add
+    useful = FakeBackend("y = 2", second="junk")
+    assert CompletionEngine(useful, CompletionSettings()).complete(
+        ctx_at("x = 1\n|\n")).text == "y = 2"
+    assert backend.avoided == [""] and useful.avoided == [""]
