@@ -79,23 +79,27 @@ def measure(model: Path, n_tokens: int, n_generate: int, repeat: int, threads: i
 
 def render(rows: dict[str, Any]) -> str:
     step = f"prompt_tokens_per_s_step{KVCache.CANCEL_STEP}"
+    models = sorted({row.get("model", "") for row in rows.values()})
+    same = len(models) == 1
     lines = [
-        "# llama.cpp builds compared",
+        "# llama.cpp builds compared" if same else "# Model files compared",
         "",
-        "Written by `python -m slm_lsp.bench.throughput` (one row per build; see its docstring).",
+        "Written by `python -m slm_lsp.bench.throughput` (one row per `--label`; see its docstring).",
         "Prompt: tokens/s evaluating the prompt from an empty cache in one batch of 512 and in",
         f"the server's request step of {KVCache.CANCEL_STEP}; generation: greedy tokens/s, no drafts.",
-        "Best of the repeats; the same model, prompt and thread count in every row.",
+        "Best of the repeats; the same prompt and thread count in every row"
+        + (f", the same model ({models[0]})." if same else "; the model file is in its column."),
         "",
-        f"| build | CPU | prompt t/s | prompt t/s (step {KVCache.CANCEL_STEP}) | generation t/s | "
-        "kernels loaded |",
-        "|---|---|---:|---:|---:|---|",
+        f"| {'build' if same else 'row'} | CPU |{'' if same else ' model |'} prompt t/s | "
+        f"prompt t/s (step {KVCache.CANCEL_STEP}) | generation t/s | kernels loaded |",
+        "|---|---|" + ("" if same else "---|") + "---:|---:|---:|---|",
     ]
     for label, row in rows.items():
         loaded = row.get("cpu_variants") or ["(built in)"]
         features = [part.strip() for part in row["system_info"].split("|")
                     if part.strip().endswith("= 1") and "AVX" in part]
-        lines.append(f"| {label} | {row['cpu']} | {row['prompt_tokens_per_s']} | {row[step]} | "
+        model = "" if same else f" {row.get('model', '')} |"
+        lines.append(f"| {label} | {row['cpu']} |{model} {row['prompt_tokens_per_s']} | {row[step]} | "
                      f"{row['generate_tokens_per_s']} | {', '.join(loaded)}: "
                      f"{' '.join(f.split(' =')[0] for f in features) or '-'} |")
     lines += ["", "Build flags per row:", ""]
@@ -114,12 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="0: the server's default")
     parser.add_argument("--model", type=Path, help="GGUF file (default: the installed default model)")
+    parser.add_argument("--render", action="store_true",
+                        help="only write the Markdown table again from --out")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(args.out.read_text(encoding="utf-8"))
+        args.out.with_suffix(".md").write_text(render(saved), encoding="utf-8")
+        return 0
     model = args.model or installed_path(known(DEFAULT_MODEL))
     if model is None:
         parser.error("the default model is not installed: slm-lsp model install")
     row = measure(model, args.tokens, args.generate, args.repeat, args.threads)
-    row.update(cpu=cpu_model(), model=model.name, cmake_args=args.cmake_args,
+    row.update(cpu=cpu_model(), model=model.name, model_bytes=model.stat().st_size,
+               cmake_args=args.cmake_args,
                llama_cpp_python=_llama_version())
     rows: dict[str, Any] = {}
     if args.out.exists():
