@@ -26,6 +26,16 @@ def test_growth_compares_the_first_window_after_the_warmup_with_the_last() -> No
     assert too_much["rss_growth_mib"] == 60.0 and not too_much["met"]
 
 
+def test_a_burst_in_the_last_window_is_not_growth_but_a_raised_floor_is() -> None:
+    # An explanation context (75 MiB) alive for most of the last minute, then freed.
+    burst = [900.0] * 6 + [1000.0] * 6 + [1000.0] * 12 + [1075.0] * 5 + [1000.0]
+    g = soak.growth(samples(burst, [20] * 30, [12] * 30), 60.0)
+    assert g["rss_last_median_mib"] == 1075.0 and g["rss_growth_mib"] == 0.0 and g["met"]
+    leak = [900.0] * 6 + [1000.0] * 6 + [1030.0] * 12 + [1135.0] * 5 + [1060.0]
+    g = soak.growth(samples(leak, [20] * 30, [12] * 30), 60.0)
+    assert g["rss_growth_mib"] == 60.0 and not g["met"]
+
+
 def test_threads_or_descriptors_that_never_return_count_as_a_leak() -> None:
     threads = [20] * 6 + [20, 24, 20, 22, 20, 20] + [22] * 12 + [23, 24, 22, 23, 22, 22]
     come_and_go = soak.growth(samples([1000.0] * 30, threads, [12] * 30), 60.0)
