@@ -321,18 +321,21 @@ class LlamaBackend:
 
         Used for token healing: the prompt ends before a partly typed word and
         the output must begin with that word's characters. Among the likeliest,
-        a token ``allowed`` refuses is passed over.
+        a token ``allowed`` refuses is passed over (with nothing forced, the greedy
+        pick stands when ``allowed`` refuses all of them).
         """
-        if not need:
+        if not need and allowed is None:
             return self.argmax(row)
         pieces = self._pieces()
         logits = self._logits(row)
         top = np.argpartition(logits, -256)[-256:]
         for tok in top[np.argsort(logits[top])[::-1]]:
             p = pieces[int(tok)]
-            if p and (p.startswith(need) or need.startswith(p)) and not self.is_end(int(tok)) \
-                    and (allowed is None or allowed(int(tok))):
+            fits = not need or (p and (p.startswith(need) or need.startswith(p)))
+            if fits and not self.is_end(int(tok)) and (allowed is None or allowed(int(tok))):
                 return int(tok)
+        if not need:
+            return self.argmax(row)
         best, best_logit = -1, -np.inf  # rare: nothing fitting among the top; scan all
         for tok, p in enumerate(pieces):
             if p and need.startswith(p) and logits[tok] > best_logit and not self.is_end(tok):
@@ -362,10 +365,7 @@ class LlamaBackend:
         logprobs: list[float] = []  # of every token chosen, the one that ends the run included
         try:
             while run.reason is None:
-                pending = run.pending()
-                allowed = run.allowed if run.avoiding() else None
-                tok = self.pick(pending, logit_i, allowed) if pending else \
-                    self.pick_allowed(allowed, logit_i) if allowed else self.argmax(logit_i)
+                tok = self.pick(run.pending(), logit_i, run.allowed if run.avoiding() else None)
                 logprobs.append(self.logprob(tok, logit_i))
                 if not run.accept(tok):
                     break
@@ -401,16 +401,6 @@ class LlamaBackend:
             timings={"drafted": drafted, "accepted": accepted},
             mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
         )
-
-    def pick_allowed(self, allowed: Callable[[int], bool], row: int = -1) -> int:
-        """The most likely token that ``allowed`` accepts among the 64 likeliest (the
-        likeliest of all if none is)."""
-        logits = self._logits(row)
-        top = np.argpartition(logits, -64)[-64:]
-        for tok in top[np.argsort(logits[top])[::-1]]:
-            if allowed(int(tok)):
-                return int(tok)
-        return self.argmax(row)
 
     def _cursor_mark(self, tokens: list[int]) -> int | None:
         """Position of the FIM marker between the two sides of the cursor (the later
@@ -484,6 +474,10 @@ class _Run:
         """Forced bytes not generated yet (token healing)."""
         return self.need[len(self.out):] if len(self.out) < len(self.need) else b""
 
+    def _answer(self, out: bytes | bytearray) -> str:
+        """The generated text after the forced bytes."""
+        return out[len(self.need):].decode("utf-8", errors="ignore")
+
     def avoiding(self) -> bool:
         """Whether the next token is still checked by ``allowed``: an answer other than
         ``avoid`` was asked for and nothing but blanks has been generated yet."""
@@ -494,9 +488,7 @@ class _Run:
         break before any text, and not the start of the answer to avoid."""
         if self.b.is_end(tok):
             return False
-        out = self.out + self.b.piece(tok)
-        text = out[len(self.need):].decode("utf-8", errors="ignore") if len(out) > len(self.need) \
-            else ""
+        text = self._answer(self.out + self.b.piece(tok))
         head = text.lstrip(" \t")
         if head.startswith(("\n", "\r")):
             return False
@@ -512,7 +504,7 @@ class _Run:
         self.out += self.b.piece(tok)
         self.n += 1
         if len(self.out) >= len(self.need):
-            self.text = self.out[len(self.need):].decode("utf-8", errors="ignore")
+            self.text = self._answer(self.out)
             cut = self.stop(self.text) if self.stop else None
             if cut is not None:
                 self.text = self.text[:cut]

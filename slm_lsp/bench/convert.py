@@ -12,12 +12,11 @@ feature: the product ships no converted model (the runs named in docs/latency.md
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
 
-from ..models import DEFAULT_MODEL, verify_installed
+from ..models import DEFAULT_MODEL, verify, verify_installed
 
 TYPES = ("Q4_0", "IQ4_NL", "Q8_0")
 
@@ -32,11 +31,7 @@ def convert(source: Path, out: Path, kind: str, threads: int = 1) -> str:
     params.nthread = threads
     if llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params) != 0:
         raise RuntimeError(f"llama.cpp could not convert {source} to {kind}")
-    digest = hashlib.sha256()
-    with out.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return verify(out).sha256
 
 
 def main(argv: list[str] | None = None) -> int:
