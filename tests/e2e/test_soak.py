@@ -35,5 +35,5 @@ def test_five_minutes_of_editing_leak_nothing(tmp_path: Path) -> None:
     assert result["index"] and "files" in result["index"][0], result["index"]
     growth = result["growth"]
     assert growth["rss_growth_mib"] <= soak.GROWTH_LIMIT_MIB, growth
-    assert growth["threads_last_fewest"] <= growth["threads_first_most"], growth
-    assert growth["fds_last_fewest"] <= growth["fds_first_most"], growth
+    assert growth["threads_last_fewest"] <= growth["threads_before_most"], growth
+    assert growth["fds_last_fewest"] <= growth["fds_before_most"], growth

@@ -39,11 +39,22 @@ def test_a_burst_in_the_last_window_is_not_growth_but_a_raised_floor_is() -> Non
 def test_threads_or_descriptors_that_never_return_count_as_a_leak() -> None:
     threads = [20] * 6 + [20, 24, 20, 22, 20, 20] + [22] * 12 + [23, 24, 22, 23, 22, 22]
     come_and_go = soak.growth(samples([1000.0] * 30, threads, [12] * 30), 60.0)
-    assert come_and_go["threads_first_most"] == 24 and come_and_go["threads_last_fewest"] == 22
+    assert come_and_go["threads_before_most"] == 24 and come_and_go["threads_last_fewest"] == 22
     assert come_and_go["met"]
-    fds = [12] * 18 + [14] * 12
+    fds = [12] * 6 + [12 + i // 6 for i in range(24)]  # one more every minute
     leak = soak.growth(samples([1000.0] * 30, [20] * 30, fds), 60.0)
-    assert leak["fds_last_fewest"] == 14 > leak["fds_first_most"] == 12 and not leak["met"]
+    assert leak["fds_last_fewest"] == 15 > leak["fds_before_most"] == 14 and not leak["met"]
+
+
+def test_a_pool_that_grows_once_is_not_a_leak_but_a_rising_floor_is() -> None:
+    # 60-110 s the first window; a pool thread added at 150 s stays to the end.
+    once = [20] * 6 + [20] * 6 + [20] * 3 + [21] * 15
+    pool = soak.growth(samples([1000.0] * 30, once, [12] * 30), 60.0)
+    assert pool["threads_before_most"] == 21 == pool["threads_last_fewest"] and pool["met"]
+    # One thread more with every action, none returned: the last minute's floor is new.
+    rising = [20] * 6 + [20 + i // 3 for i in range(24)]
+    leak = soak.growth(samples([1000.0] * 30, rising, [12] * 30), 60.0)
+    assert leak["threads_last_fewest"] > leak["threads_before_most"] and not leak["met"]
 
 
 def test_a_run_too_short_for_two_windows_is_not_met() -> None:

@@ -13,8 +13,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  editorLine, ghostText, goTo, hoverText, notificationTexts, openFile, openWorkbench, sleep,
-  startCodeServer, statusItem, waitFor,
+  editorLine, ghostText, goTo, hoverText, logTails, notificationTexts, openFile, openWorkbench,
+  sleep, startCodeServer, statusItem, waitFor,
 } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -131,7 +131,7 @@ step('status bar reaches ready', async () => {
   await openFile(page, FILE);
   const ready = await waitFor(async () => (await statusItem(page)).state === 'ready', 120_000, 250);
   const item = await statusItem(page);
-  assert.ok(ready, `status bar item: ${JSON.stringify(item)}`);
+  assert.ok(ready, `status bar item: ${JSON.stringify(item)}\n${logTails(run)}`);
   assert.equal(item.text, 'SLM');
   assert.match(item.label, /slm-lsp: ready/);
   measured.readyMs = Date.now() - started;

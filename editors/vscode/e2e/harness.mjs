@@ -46,8 +46,13 @@ export async function startCodeServer({ dir, vsix, settings, workspace }) {
   }
   const userData = path.join(dir, 'user-data');
   const extensions = path.join(dir, 'extensions');
-  fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
-  fs.writeFileSync(path.join(userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  // The user settings travel through the browser's workbench; the remote (Machine)
+  // settings are read by code-server itself. A CI run once started the extension with
+  // none of the user settings (status: no slm-lsp on PATH), so both hold them.
+  for (const scope of ['User', 'Machine']) {
+    fs.mkdirSync(path.join(userData, scope), { recursive: true });
+    fs.writeFileSync(path.join(userData, scope, 'settings.json'), JSON.stringify(settings, null, 2));
+  }
   const common = ['--user-data-dir', userData, '--extensions-dir', extensions];
   const install = spawnSync(CODE_SERVER, [...common, '--install-extension', vsix], { env, encoding: 'utf8' });
   if (install.status !== 0) {
@@ -78,6 +83,27 @@ export async function startCodeServer({ dir, vsix, settings, workspace }) {
   }
   stopGroup(child);
   throw new Error('code-server did not start within 60 s');
+}
+
+/** The last `lines` lines of the extension's and the extension host's logs under `dir`. */
+export function logTails(dir, lines = 40) {
+  const logs = path.join(dir, 'user-data', 'logs');
+  const found = [];
+  const walk = (folder) => {
+    for (const entry of fs.existsSync(folder) ? fs.readdirSync(folder, { withFileTypes: true }) : []) {
+      const full = path.join(folder, entry.name);
+      if (entry.isDirectory()) {
+        walk(full);
+      } else if (entry.name === 'slm-lsp.log' || entry.name === 'remoteexthost.log') {
+        found.push(full);
+      }
+    }
+  };
+  walk(logs);
+  return found.map((file) => {
+    const text = fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+    return `--- ${path.relative(dir, file)}\n${text}`;
+  }).join('\n');
 }
 
 function stopGroup(child) {

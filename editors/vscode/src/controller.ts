@@ -111,10 +111,13 @@ export class Controller {
     if (isResolveError(resolved)) {
       this.setState('error', resolved.error);
       this.host.log(resolved.error);
-      const choice = await this.host.showError(resolved.error, 'Open Settings');
-      if (choice === 'Open Settings') {
-        this.host.openSettings('slm.serverPath');
-      }
+      // Not awaited: the notification stays until the user acts on it, and neither the
+      // extension's activation nor a restart after a settings change may wait for that.
+      void this.host.showError(resolved.error, 'Open Settings').then((choice) => {
+        if (choice === 'Open Settings') {
+          this.host.openSettings('slm.serverPath');
+        }
+      });
       return;
     }
     this.host.log(`starting ${resolved.command} ${resolved.args.join(' ')} (found via ${resolved.source})`);

@@ -159,7 +159,22 @@ test('a missing executable shows an error with a way to the settings', async () 
   assert.equal(host.clients.length, 0);
   assert.equal(ctl.currentState.state, 'error');
   assert.match(host.errors[0], /venv/);
+  await new Promise((resolve) => setImmediate(resolve));  // the user's choice comes later
   assert.deepEqual(host.openedSettings, ['slm.serverPath']);
+});
+
+test('start does not wait for the user to dismiss the error', async () => {
+  const host = new FakeHost();
+  host.files = [];
+  host.showError = () => new Promise(() => {});  // a notification nobody clicks
+  const ctl = new Controller(host);
+  await ctl.start();  // would never return if it waited for the notification
+  assert.equal(ctl.currentState.state, 'error');
+  host.files = ['/opt/slm/bin/slm-lsp'];
+  host.config['slm.serverPath'] = '/opt/slm/bin/slm-lsp';
+  await ctl.onConfigurationChanged((key) => key === 'slm' || key === 'slm.serverPath');
+  assert.equal(host.clients.length, 1);
+  assert.equal(ctl.currentState.state, 'loading');
 });
 
 test('a server that fails to start is reported', async () => {
