@@ -141,6 +141,11 @@ class _Walk:
     language: str
     source: bytes
     found: list[Definition] = field(default_factory=list)
+    qualnames: set[str] = field(default_factory=set)
+
+    def keep(self, definition: Definition) -> None:
+        self.found.append(definition)
+        self.qualnames.add(definition.qualname)
 
     def visit(self, node: Node, scope: list[str], in_class: bool) -> None:
         kind = definition_kind(node)
@@ -174,7 +179,7 @@ class _Walk:
         if kind == "function" and (in_class or c_scope or self.language == "go" and len(prefix)):
             kind = "method"
         outer = outer_node(node)
-        self.found.append(Definition(
+        self.keep(Definition(
             name=name, qualname=".".join(prefix + [name]), kind=kind, path=self.path,
             language=self.language, line=name_node.start_point[0], start_line=outer.start_point[0],
             end_line=outer.end_point[0], signature=_header(node, outer, self.source),
@@ -197,9 +202,8 @@ class _Walk:
                 continue
             name_node = left.child_by_field_name("attribute")
             name = node_text(name_node)
-            if name and name_node is not None and not any(
-                    d.qualname == ".".join(scope + [name]) for d in self.found):
-                self.found.append(Definition(
+            if name and name_node is not None and ".".join(scope + [name]) not in self.qualnames:
+                self.keep(Definition(
                     name=name, qualname=".".join(scope + [name]), kind="attribute",
                     path=self.path, language="python", line=stmt.start_point[0],
                     start_line=stmt.start_point[0], end_line=stmt.end_point[0],

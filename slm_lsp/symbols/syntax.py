@@ -162,11 +162,12 @@ def _edited_tree(data: bytes, language: str | None) -> Tree | None:
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the common prefix, by halving (each step one C-level comparison)."""
+    """Length of the common prefix, by halving; each step compares only the bytes not yet
+    known to be equal (one C-level comparison; all steps together copy at most the text)."""
     low, high = 0, min(len(a), len(b))
     while low < high:
         mid = (low + high + 1) // 2
-        if a[:mid] == b[:mid]:
+        if a[low:mid] == b[low:mid]:
             low = mid
         else:
             high = mid - 1
@@ -178,7 +179,7 @@ def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
     low, high = 0, max(0, limit)
     while low < high:
         mid = (low + high + 1) // 2
-        if a[len(a) - mid:] == b[len(b) - mid:]:
+        if a[len(a) - mid:len(a) - low] == b[len(b) - mid:len(b) - low]:
             low = mid
         else:
             high = mid - 1
