@@ -15,6 +15,7 @@ Nothing here guesses by similarity: a name that does not resolve is left out, so
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import keyword
 import math
@@ -410,26 +411,33 @@ def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
     used within ``NEAR_LINES`` of the cursor (the calls being written), then those the
     prompt window does not show at all (imported or defined far away: the model cannot
     know them otherwise), then the rest of the window's, each group nearest first."""
-    best: dict[str, int] = {}
-    shown: set[str] = set()
-    rows_of: dict[str, list[int]] = {}
+    rows_of: dict[str, list[int]] = {}  # every name's rows, ascending
     words: list[tuple[str, ...]] = []
     for row, text in enumerate(lines):
-        distance = abs(row - line)
-        inside = window[0] <= row <= window[1]
         found = _line(text)
         words.append(found.words)
         names = found.names
         if imported and found.dotted:  # `module.member` counts as a name of its own
             names = names + tuple(whole for whole, head in found.dotted if head in imported)
         for name in names:
-            if inside:
-                shown.add(name)
-            else:
-                rows_of.setdefault(name, []).append(row)
-            if distance < best.get(name, 1 << 30):
-                best[name] = distance
-    score = _use_similarity(words, line, {n: r for n, r in rows_of.items() if n not in shown})
+            rows = rows_of.get(name)
+            if rows is None:
+                rows_of[name] = [row]
+            elif rows[-1] != row:
+                rows.append(row)
+    first, last = window
+    best: dict[str, int] = {}
+    shown: set[str] = set()
+    unshown: dict[str, list[int]] = {}
+    for name, rows in rows_of.items():
+        at = bisect.bisect_left(rows, line)  # the nearest use is at or just before ``at``
+        best[name] = min(abs(rows[i] - line) for i in (at - 1, at) if 0 <= i < len(rows))
+        inside = bisect.bisect_left(rows, first)
+        if inside < len(rows) and rows[inside] <= last:
+            shown.add(name)
+        else:
+            unshown[name] = rows
+    score = _use_similarity(words, line, unshown)
 
     def tier(item: tuple[str, int]) -> tuple[int, float, int, str]:
         name, distance = item
@@ -446,24 +454,40 @@ def _use_similarity(words: list[tuple[str, ...]], line: int, rows_of: dict[str, 
     are compared with the words of the cursor's last ``NEAR_LINES`` + 1 lines, each shared
     word counting by its rarity in the file (idf). A name used in code like the cursor's is
     likely the one needed next; nearness alone ranks a long file's hundreds of imported and
-    far-away names no better than by chance."""
-    here = {w for row in words[max(0, line - NEAR_LINES):line + 1] for w in row}
+    far-away names no better than by chance.
+
+    The cursor's words are numbered, so the words a row shares with them are the bits of
+    one integer, and the lines around a use are an OR of three."""
+    here = sorted({w for row in words[max(0, line - NEAR_LINES):line + 1] for w in row})
     if not here or not rows_of:
         return {}
-    shared = [here.intersection(names) for names in words]  # per row, the cursor's words
-    frequency: dict[str, int] = {}
-    for found in shared:
-        for w in found:
-            frequency[w] = frequency.get(w, 0) + 1
-    rarity = {w: math.log(len(words) / (1 + n)) for w, n in frequency.items()}
+    index = {w: i for i, w in enumerate(here)}
+    cursor_words = set(here)
+    masks = []
+    frequency = [0] * len(here)
+    for row in words:
+        mask = 0
+        for w in cursor_words.intersection(row):  # a row shares few words, often none
+            i = index[w]
+            mask |= 1 << i
+            frequency[i] += 1
+        masks.append(mask)
+    rarity = [math.log(len(words) / (1 + n)) for n in frequency]
+    nearby = [masks[max(0, i - 1)] | m | (masks[i + 1] if i + 1 < len(masks) else 0)
+              for i, m in enumerate(masks)]
+    by_mask: dict[int, float] = {0: 0.0}
     scores: dict[str, float] = {}
     for name, rows in rows_of.items():
-        seen: set[str] = set()
+        seen = 0
         for at in rows:
-            for near in shared[max(0, at - 1):at + 2]:
-                seen |= near
-        seen.discard(name)
-        scores[name] = math.fsum(rarity[w] for w in seen)  # exact: the same in any set order
+            seen |= nearby[at]
+        if name in index:
+            seen &= ~(1 << index[name])
+        value = by_mask.get(seen)
+        if value is None:  # exact sum: the same in any order
+            value = by_mask[seen] = math.fsum(
+                rarity[i] for i in range(len(here)) if seen >> i & 1)
+        scores[name] = value
     return scores
 
 
