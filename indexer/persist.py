@@ -93,6 +93,37 @@ Writer = Callable[[Path], None]
 twice over)."""
 
 
+def json_writer(data: Mapping[str, Any]) -> Writer:
+    """A `Writer` of ``data`` as compact JSON (the bytes of ``json.dumps(data,
+    separators=(",", ":")).encode()``), its top-level lists and mappings written an item
+    at a time: a large index's metadata (chunk texts included) is never one string in
+    memory, nor its bytes a second copy."""
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    def write(path: Path) -> None:
+        with open(path, "w", encoding="ascii", newline="") as out:
+            out.write("{")
+            for n, (key, value) in enumerate(data.items()):
+                out.write(("," if n else "") + dumps(str(key)) + ":")
+                if isinstance(value, list):
+                    out.write("[")
+                    for i, item in enumerate(value):
+                        out.write(("," if i else "") + dumps(item))
+                    out.write("]")
+                elif isinstance(value, dict):
+                    out.write("{")
+                    for i, (k, v) in enumerate(value.items()):
+                        out.write(("," if i else "") + dumps(str(k)) + ":" + dumps(v))
+                    out.write("}")
+                else:
+                    out.write(dumps(value))
+            out.write("}")
+
+    return write
+
+
 def _written(path: Path, write: Writer) -> dict[str, Any]:
     """Let ``write`` make the file at ``path``, fsync it; its SHA-256 and size."""
     write(path)

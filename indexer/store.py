@@ -119,8 +119,7 @@ class FaissStore:
                 faiss.write_index(index, writer)
                 del writer
 
-        body = json.dumps(meta, separators=(",", ":")).encode()
-        persist.write_generation(folder, {VECTORS_FILE: vectors, META_FILE: body},
+        persist.write_generation(folder, {VECTORS_FILE: vectors, META_FILE: persist.json_writer(meta)},
                                  {"dim": self._dim, "vectors": len(self)})
 
     def load(self, folder: Path) -> dict[str, Any]:

@@ -119,9 +119,9 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize(("hook", "when"), [
     ("_written", 1),      # vectors of the new generation written (streamed by FAISS)
-    ("_write_file", 1),   # both files written, folder not yet renamed
+    ("_written", 2),      # both files written (the metadata streamed too), not renamed
     ("fsync_dir", 2),     # generation folder renamed into place, manifest not switched
-    ("_write_file", 2),   # new manifest staged but not yet os.replace'd
+    ("_write_file", 1),   # new manifest staged but not yet os.replace'd
 ])
 def test_killed_save_leaves_previous_generation_loadable(tmp_path: Path, hook: str,
                                                          when: int) -> None:
@@ -173,3 +173,21 @@ def test_a_writer_file_is_checked_like_bytes(tmp_path: Path) -> None:
     (generation / "b").write_bytes(b"bets")
     with pytest.raises(CorruptIndex):
         persist.read_generation(tmp_path)
+
+
+def test_streamed_metadata_is_the_bytes_json_dumps_gives(tmp_path: Path) -> None:
+    from indexer.store import META_FILE
+
+    meta = {"format": 3, "root": "/tmp/r\u00e9po", "empty": [], "none": {},
+            "files": {"a.py": ["d1", "python", [1, 2]], "b \"q\".py": ["d2", None, []]},
+            "chunks": [[1, "a.py", "python", 0, 4, "f", "function", "def f():\n\treturn '\u00fc'\n"],
+                       [2, "a.py", "python", 5, 9, None, "block", "x = {\"k\": 1}"]]}
+    path = tmp_path / "meta.json"
+    persist.json_writer(meta)(path)
+    assert path.read_bytes() == json.dumps(meta, separators=(",", ":")).encode()
+    store = FaissStore(8)
+    store.add([1, 2], np.eye(2, 8, dtype=np.float32))
+    store.save(tmp_path / "store", meta)
+    _, files = persist.read_generation(tmp_path / "store")
+    assert json.loads(files[META_FILE]) == meta
+    assert FaissStore(8).load(tmp_path / "store") == meta
