@@ -95,33 +95,32 @@ twice over)."""
 
 def json_writer(data: Mapping[str, Any]) -> Writer:
     """A `Writer` of ``data`` as compact JSON (the bytes of ``json.dumps(data,
-    separators=(",", ":")).encode()``), its top-level lists and mappings written an item
+    separators=(",", ":")).encode()``), ``data`` and its lists and mappings written an item
     at a time: a large index's metadata (chunk texts included) is never one string in
     memory, nor its bytes a second copy."""
 
-    def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
-
     def write(path: Path) -> None:
         with open(path, "w", encoding="ascii", newline="") as out:
-            out.write("{")
-            for n, (key, value) in enumerate(data.items()):
-                out.write(("," if n else "") + dumps(str(key)) + ":")
-                if isinstance(value, list):
-                    out.write("[")
-                    for i, item in enumerate(value):
-                        out.write(("," if i else "") + dumps(item))
-                    out.write("]")
-                elif isinstance(value, dict):
-                    out.write("{")
-                    for i, (k, v) in enumerate(value.items()):
-                        out.write(("," if i else "") + dumps(str(k)) + ":" + dumps(v))
-                    out.write("}")
-                else:
-                    out.write(dumps(value))
-            out.write("}")
+            for piece in _json_pieces(data, levels=2):
+                out.write(piece)
 
     return write
+
+
+def _json_pieces(value: Any, levels: int) -> Iterator[str]:
+    """Compact JSON of ``value``; lists and mappings in the top ``levels`` item by item."""
+    if levels == 0 or not isinstance(value, (list, dict)):
+        yield json.dumps(value, separators=(",", ":"))
+        return
+    if isinstance(value, dict):
+        ends, entries = "{}", ((json.dumps(str(k)) + ":", v) for k, v in value.items())
+    else:
+        ends, entries = "[]", (("", v) for v in value)
+    yield ends[0]
+    for i, (label, item) in enumerate(entries):
+        yield ("," if i else "") + label
+        yield from _json_pieces(item, levels - 1)
+    yield ends[1]
 
 
 def _written(path: Path, write: Writer) -> dict[str, Any]:

@@ -386,8 +386,8 @@ def render(result: dict[str, Any]) -> str:
 
 
 def _diff(g: dict[str, Any], key: str) -> int | None:
-    first, last = g.get(f"{key}_before_most"), g.get(f"{key}_last_fewest")
-    return None if first is None or last is None else last - first
+    before, last = g.get(f"{key}_before_most"), g.get(f"{key}_last_fewest")
+    return None if before is None or last is None else last - before
 
 
 def run(minutes: float, warmup_s: float, sample_s: float, seed: int,

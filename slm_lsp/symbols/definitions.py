@@ -202,9 +202,10 @@ class _Walk:
                 continue
             name_node = left.child_by_field_name("attribute")
             name = node_text(name_node)
-            if name and name_node is not None and ".".join(scope + [name]) not in self.qualnames:
+            qualname = ".".join(scope + [name])
+            if name and name_node is not None and qualname not in self.qualnames:
                 self.keep(Definition(
-                    name=name, qualname=".".join(scope + [name]), kind="attribute",
+                    name=name, qualname=qualname, kind="attribute",
                     path=self.path, language="python", line=stmt.start_point[0],
                     start_line=stmt.start_point[0], end_line=stmt.end_point[0],
                     signature=tidy_signature(node_text(stmt))[:160], text=node_text(stmt),

@@ -458,16 +458,15 @@ def _use_similarity(words: list[tuple[str, ...]], line: int, rows_of: dict[str, 
 
     The cursor's words are numbered, so the words a row shares with them are the bits of
     one integer, and the lines around a use are an OR of three."""
-    here = sorted({w for row in words[max(0, line - NEAR_LINES):line + 1] for w in row})
+    here = {w for row in words[max(0, line - NEAR_LINES):line + 1] for w in row}
     if not here or not rows_of:
         return {}
-    index = {w: i for i, w in enumerate(here)}
-    cursor_words = set(here)
+    index = {w: i for i, w in enumerate(here)}  # any numbering: the sums below are exact
     masks = []
     frequency = [0] * len(here)
     for row in words:
         mask = 0
-        for w in cursor_words.intersection(row):  # a row shares few words, often none
+        for w in here.intersection(row):  # a row shares few words, often none
             i = index[w]
             mask |= 1 << i
             frequency[i] += 1
