@@ -141,12 +141,14 @@ class SentenceTransformerEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, threads: int | None = None, batch_size: int = 32,
+    def __init__(self, threads: int | None = None, batch_size: int = 4,
                  max_seq_length: int = 256) -> None:
         """An embedder using at most `threads` CPU threads for batches (default: half the cores).
 
-        Queries (a few short texts) always use one thread: that is faster on a busy
-        machine and leaves the other cores to the completion model.
+        A single text (a search query) always uses one thread: that is faster on a busy
+        machine and leaves the other cores to the completion model. The model sees
+        `batch_size` texts at a time: on CPU four embed as fast as 32 and the attention
+        buffers of a batch of 256-token texts stay small (docs/design.md, "Memory").
         """
         cores = os.cpu_count() or 2
         self.threads = max(1, min(threads or max(1, cores // 2), cores))
@@ -197,7 +199,7 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
-        threads = 1 if len(texts) <= 4 else self.threads
+        threads = 1 if len(texts) == 1 else self.threads
         with self._lock:
             if self._torch.get_num_threads() != threads:
                 self._torch.set_num_threads(threads)

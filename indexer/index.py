@@ -56,6 +56,9 @@ RRF_K = 60
 """Reciprocal rank fusion constant: score = sum of 1 / (RRF_K + rank)."""
 EMBED_BATCH = 32
 """Chunks embedded (and applied to the index) together during a build."""
+EMBED_STEP = 8
+"""Chunks embedded between two calls of `RepoIndex.between_steps` (about half a second
+on one core): how long a completion can find the build competing for the CPU."""
 SAVE_EVERY_S = 60.0
 """During a long build, save progress at least this often."""
 
@@ -110,6 +113,9 @@ class RepoIndex:
         self._dirty = False
         self._warming = False
         self._cost_ms = {"dense": 25.0, "lexical": 5.0}
+        self.between_steps: Callable[[], None] | None = None
+        """Called before each `EMBED_STEP` chunks a build or update embeds (the server
+        passes one that waits while a completion runs)."""
 
     # ----- persistence -------------------------------------------------------------------
 
@@ -216,11 +222,21 @@ class RepoIndex:
             return self._files.get(rel), self._versions.get(rel, 0)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """Embed texts, one caller at a time."""
-        if not texts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        with self._embed_lock:
-            return self.embedder.embed(texts)
+        """Embed texts, `EMBED_STEP` at a time, one caller at a time; rows in ``texts``'s order.
+
+        Texts of like length go together (longest first), as sentence-transformers would
+        order them in one call, so the steps pad no more than one call would. Between
+        steps the lock is free (a search can embed its query) and `between_steps` runs.
+        """
+        vectors = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), EMBED_STEP):
+            if self.between_steps is not None:
+                self.between_steps()
+            rows = order[start:start + EMBED_STEP]
+            with self._embed_lock:
+                vectors[rows] = self.embedder.embed([texts[i] for i in rows])
+        return vectors
 
     def _apply(self, pending: Sequence[_Pending]) -> int:
         """Embed pending files and swap their chunks in; returns the chunks embedded."""

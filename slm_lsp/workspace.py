@@ -168,6 +168,7 @@ class WorkspaceIndex:
             log.info("no workspace folder: the repository index is off")
             return
         index = self.make_index(Path(root), index_dir(Path(root)), self.settings.max_file_kb)
+        index.between_steps = self._step_aside
         with self._lock:
             self.index = index
             self.loaded.clear()
@@ -279,6 +280,7 @@ class WorkspaceIndex:
         shutil.rmtree(broken.cache_dir, ignore_errors=True)
         fresh = RepoIndex(broken.root, broken.cache_dir, embedder=broken.embedder,
                           max_file_kb=self.settings.max_file_kb, limits=broken.limits)
+        fresh.between_steps = self._step_aside
         fresh.load()
         with self._lock:
             if self.index is not broken:
@@ -290,6 +292,10 @@ class WorkspaceIndex:
         except Exception as exc:  # noqa: BLE001 - give up quietly after the retry
             log.warning("rebuilding the index of %s failed: %s", fresh.root, exc, exc_info=True)
             return "indexing failed"
+
+    def _step_aside(self) -> None:
+        """Between embedding steps: wait while a completion runs (until the build stops)."""
+        self.host.yield_to_completions(cancel=self._cancel)
 
     def _reporting(self, report: BuildReport | None) -> Callable[[IndexProgress], None]:
         """The build's progress callback: pause while completions run, then report."""

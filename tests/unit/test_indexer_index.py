@@ -56,14 +56,16 @@ export function parseQueryString(query) {
 
 
 class SpyEmbedder(HashEmbedder):
-    """HashEmbedder that records how many texts it embedded."""
+    """HashEmbedder that records the texts it embedded and the size of every call."""
 
     def __init__(self) -> None:
         super().__init__(dim=128)
         self.texts: list[str] = []
+        self.calls: list[int] = []
 
     def embed(self, texts: list[str]) -> np.ndarray:
         self.texts.extend(texts)
+        self.calls.append(len(texts))
         return super().embed(texts)
 
 
@@ -247,3 +249,32 @@ def test_build_reports_the_embedding_phase_and_the_editor_says_so(repo: Path, tm
     assert progress_message(events[0]) == "finding the files to index"  # not "0/0 files"
     assert progress_message(embedding) == f"{embedding.files_done}/4 files read, embedding their chunks"
     assert progress_message(events[-1]) is None
+
+
+
+def test_embedding_goes_in_steps_with_a_pause_between_and_rows_in_order(tmp_path: Path) -> None:
+    from indexer.index import EMBED_STEP
+
+    embedder = SpyEmbedder()
+    index = new_index(tmp_path, tmp_path / "cache", embedder)
+    pauses: list[int] = []
+    index.between_steps = lambda: pauses.append(len(embedder.calls))
+    texts = [f"def f{i}(x):\n" + "    return x\n" * (i % 7) for i in range(3 * EMBED_STEP + 3)]
+    vectors = index._embed(texts)
+    assert embedder.calls == [EMBED_STEP] * 3 + [3]
+    assert pauses == [0, 1, 2, 3]  # before every step, none inside one
+    assert np.array_equal(vectors, HashEmbedder(dim=128).embed(texts))  # the callers' order
+
+
+def test_a_build_pauses_between_steps_while_the_hook_blocks(repo: Path, tmp_path: Path) -> None:
+    index = new_index(repo, tmp_path / "cache")
+    gate = threading.Event()
+    waits: list[float] = []
+    index.between_steps = lambda: waits.append(float(gate.wait(5)))
+    builder = threading.Thread(target=index.build)
+    builder.start()
+    builder.join(0.5)
+    assert builder.is_alive() and index.stats().chunks == 0  # held before its first step
+    gate.set()
+    builder.join(30)
+    assert not builder.is_alive() and index.stats().chunks > 0 and waits[0] == 1.0

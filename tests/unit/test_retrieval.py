@@ -295,10 +295,11 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def start_feature(root: Path, settings: Settings | None = None) -> tuple[Any, StubServer]:
+def start_feature(root: Path, settings: Settings | None = None,
+                  server: StubServer | None = None) -> tuple[Any, StubServer]:
     from slm_lsp.features.index import IndexFeature
 
-    server = StubServer(root, settings)
+    server = server or StubServer(root, settings)
     feature = IndexFeature(server, make_index=lambda r, cache, kb: RepoIndex(
         r, cache, embedder=HashEmbedder(dim=128), max_file_kb=kb)).workspace
     feature.on_initialized()
@@ -330,6 +331,29 @@ def test_feature_builds_in_the_background_and_answers_searches(workspace: Path) 
     feature.on_shutdown()
     assert feature.index is None and feature.retriever.index is None
     assert persist.exists(cache) and not server.shown
+
+
+class WaitingServer(StubServer):
+    """Records every time the index steps aside for completions, and with which event."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.yields: list[Any] = []
+
+    def yield_to_completions(self, max_wait: float = 30.0, cancel: Any = None) -> None:
+        self.yields.append(cancel)
+
+
+def test_the_build_steps_aside_for_completions_between_embedding_steps(workspace: Path) -> None:
+    from indexer.index import EMBED_STEP
+
+    feature, server = start_feature(workspace, server=WaitingServer(workspace))
+    assert feature.ready.wait(30)
+    steps = -(-feature.index.stats().chunks // EMBED_STEP)
+    cancel = feature._cancel
+    # one wait when the build starts, one before each embedding step: all stop with the build
+    assert sum(event is cancel for event in server.yields) >= 1 + steps > 1
+    feature.on_shutdown()
 
 
 def test_a_broken_saved_index_is_rebuilt_with_one_message(workspace: Path) -> None:
