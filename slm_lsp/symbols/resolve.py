@@ -154,7 +154,7 @@ class Resolver:
         for d in here:  # the file's own top-level names (the first definition of each)
             if d.name == d.qualname:
                 top.setdefault(d.name, d)
-        ranked, shown = _names_by_priority(lines, line, window, set(imports))
+        ranked, shown = _names_by_priority(lines, line, window, set(imports), path)
         near = dict(ranked)
         bases: list[Found] = []
 
@@ -403,35 +403,109 @@ def _line(text: str) -> _Line:
     return found
 
 
+def _row_names(found: _Line, imported: frozenset[str]) -> tuple[str, ...]:
+    """A line's names; ``module.member`` counts as a name of its own when ``module`` is imported."""
+    if imported and found.dotted:
+        return found.names + tuple(whole for whole, head in found.dotted if head in imported)
+    return found.names
+
+
+@dataclass
+class _Rows:
+    """Every name's rows in one text of a file (ascending), and each row's words."""
+
+    lines: list[str]
+    imported: frozenset[str]
+    rows_of: dict[str, list[int]]
+    words: list[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, lines: list[str], imported: frozenset[str]) -> _Rows:
+        rows_of: dict[str, list[int]] = {}
+        words: list[tuple[str, ...]] = []
+        for row, text in enumerate(lines):
+            found = _line(text)
+            words.append(found.words)
+            for name in _row_names(found, imported):
+                rows = rows_of.get(name)
+                if rows is None:
+                    rows_of[name] = [row]
+                elif rows[-1] != row:
+                    rows.append(row)
+        return cls(lines, imported, rows_of, words)
+
+    def follow(self, lines: list[str]) -> bool:
+        """Become the rows of ``lines``, a text with as many lines that differs in at most
+        `MAX_ROWS_CHANGED` of them (typing along a line); False when it does not qualify."""
+        if len(lines) != len(self.lines):
+            return False
+        changed = [row for row, (a, b) in enumerate(zip(self.lines, lines, strict=True)) if a != b]
+        if len(changed) > MAX_ROWS_CHANGED:
+            return False
+        for row in changed:
+            for name in set(_row_names(_line(self.lines[row]), self.imported)):
+                rows = self.rows_of[name]
+                del rows[bisect.bisect_left(rows, row)]
+                if not rows:
+                    del self.rows_of[name]
+            found = _line(lines[row])
+            self.words[row] = found.words
+            for name in dict.fromkeys(_row_names(found, self.imported)):
+                bisect.insort(self.rows_of.setdefault(name, []), row)
+        self.lines = lines
+        return True
+
+
+MAX_ROWS_CHANGED = 64
+"""More changed lines than this and a file's rows are counted again from the start."""
+ROW_FILES = 4
+"""Files whose rows are kept from one request to the next."""
+_ROWS: dict[str, _Rows] = {}
+_ROWS_LOCK = threading.Lock()
+
+
+def _rows_of(key: str | None, lines: list[str], imported: frozenset[str]) -> _Rows:
+    """The rows of ``lines``: those kept for ``key`` (a file) brought up to date when the
+    text differs in a few lines of the same count, else counted afresh (and kept). Call
+    with `_ROWS_LOCK` held: the result is shared."""
+    rows = _ROWS.pop(key, None) if key is not None else None
+    if rows is None or rows.imported != imported or not rows.follow(lines):
+        rows = _Rows.of(lines, imported)
+    if key is not None:
+        _ROWS[key] = rows  # the most recent last
+        while len(_ROWS) > ROW_FILES:
+            del _ROWS[next(iter(_ROWS))]
+    return rows
+
+
 def _names_by_priority(lines: list[str], line: int, window: tuple[int, int],
-                       imported: set[str] = frozenset()  # type: ignore[assignment]
-                       ) -> tuple[list[tuple[str, int]], set[str]]:
+                       imported: set[str] = frozenset(),  # type: ignore[assignment]
+                       key: str | None = None) -> tuple[list[tuple[str, int]], set[str]]:
     """The file's identifiers (not keywords or builtins) with the distance in lines from
     ``line`` to their nearest occurrence, in the order they are worth resolving: those
     used within ``NEAR_LINES`` of the cursor (the calls being written), then those the
     prompt window does not show at all (imported or defined far away: the model cannot
-    know them otherwise), then the rest of the window's, each group nearest first."""
-    rows_of: dict[str, list[int]] = {}  # every name's rows, ascending
-    words: list[tuple[str, ...]] = []
-    for row, text in enumerate(lines):
-        found = _line(text)
-        words.append(found.words)
-        names = found.names
-        if imported and found.dotted:  # `module.member` counts as a name of its own
-            names = names + tuple(whole for whole, head in found.dotted if head in imported)
-        for name in names:
-            rows = rows_of.get(name)
-            if rows is None:
-                rows_of[name] = [row]
-            elif rows[-1] != row:
-                rows.append(row)
+    know them otherwise), then the rest of the window's, each group nearest first.
+    ``key`` (the file's path) keeps the file's rows for its next request."""
+    with _ROWS_LOCK:
+        rows = _rows_of(key, lines, frozenset(imported))
+        return _rank_names(rows.rows_of, rows.words, line, window)
+
+
+def _rank_names(rows_of: dict[str, list[int]], words: list[tuple[str, ...]], line: int,
+                window: tuple[int, int]) -> tuple[list[tuple[str, int]], set[str]]:
     first, last = window
     best: dict[str, int] = {}
     shown: set[str] = set()
     unshown: dict[str, list[int]] = {}
     for name, rows in rows_of.items():
         at = bisect.bisect_left(rows, line)  # the nearest use is at or just before ``at``
-        best[name] = min(abs(rows[i] - line) for i in (at - 1, at) if 0 <= i < len(rows))
+        if at == len(rows):
+            best[name] = line - rows[-1]
+        elif at == 0 or rows[at] - line < line - rows[at - 1]:
+            best[name] = rows[at] - line
+        else:
+            best[name] = line - rows[at - 1]
         inside = bisect.bisect_left(rows, first)
         if inside < len(rows) and rows[inside] <= last:
             shown.add(name)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tree_sitter import Node
-
 from .syntax import Definition, node_text, parse
 from .textcache import text_cache
 
@@ -54,31 +52,6 @@ def function_stub(definition: Definition, indent: str = "", compact: bool = Fals
     return _indent(signature, indent) + ":" + body
 
 
-def class_fields(definition: Definition) -> list[str]:
-    """Class-level assignments and annotations of a Python class (``x: int = 0``)."""
-    return list(_class_fields(definition.text)) if definition.language == "python" else []
-
-
-@text_cache(maxsize=1024, max_chars=1 << 20)
-def _class_fields(text: str) -> tuple[str, ...]:
-    tree = parse(text.lstrip(" "), "python")
-    if tree is None:
-        return ()
-    node: Node | None = tree.root_node
-    while node is not None and node.type not in ("class_definition",):
-        node = next((c for c in node.named_children if c.type in ("class_definition",
-                                                                    "decorated_definition")), None)
-        if node is not None and node.type == "decorated_definition":
-            node = node.child_by_field_name("definition")
-    body = node.child_by_field_name("body") if node is not None else None
-    fields = []
-    for stmt in body.named_children if body is not None else ():
-        if stmt.type == "expression_statement" and stmt.named_children and \
-                stmt.named_children[0].type == "assignment":
-            fields.append(" ".join(node_text(stmt).split())[:MAX_LINE])
-    return tuple(fields)
-
-
 def class_stub(definition: Definition, members: Sequence[Definition], compact: bool = False) -> str:
     """``definition`` (a class) with its fields, attributes and method signatures
     (``compact``: without docstrings, fields and attributes)."""
@@ -88,7 +61,7 @@ def class_stub(definition: Definition, members: Sequence[Definition], compact: b
     if doc:
         lines.append(f'    """{doc}"""')
     if not compact:
-        lines += [f"    {field}" for field in class_fields(definition)]
+        lines += [f"    {field}" for field in definition.fields]
     if compact:
         members = [m for m in members if m.kind != "attribute"]
     methods = [m for m in members if m.kind != "attribute"][:MAX_MEMBERS]

@@ -81,6 +81,9 @@ class Definition:
     text: str
     start_byte: int = 0
     end_byte: int = 0
+    fields: tuple[str, ...] = ()
+    """A Python class's class-level assignments and annotations (``x: int = 0``), each on
+    one line."""
 
 
 @dataclass(frozen=True)

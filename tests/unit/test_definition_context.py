@@ -286,3 +286,26 @@ def test_go_names_resolve_by_definition_and_js_imports_by_file(tmp_path: Path) -
     row = app.split("\n").index("  return unitPrice('x');")
     found = resolver.around(str(tmp_path / "app.ts"), app, "typescript", row, (row - 5, row + 5))
     assert [(f.definition.name, f.via) for f in found][:1] == [("unitPrice", "import")]
+
+
+def test_a_files_name_rows_kept_between_requests_rank_as_counted_afresh() -> None:
+    import random
+
+    from slm_lsp.symbols import resolve
+
+    lines = PRICING.split("\n") * 6
+    rng = random.Random(5)
+    kept_once = False
+    for step in range(60):
+        lines = list(lines)
+        row = rng.randrange(len(lines))
+        if step % 10 == 9:  # a line break: another count of lines, counted afresh
+            lines.insert(row, "    total = unit_price(sku) + PRICE_LIST.get(sku)")
+        else:  # typing along a line, or a line emptied to its indentation
+            lines[row] = rng.choice(["    DEFAULT_BOOK.get(sku)", "    ", lines[row] + " + unit_price"])
+        imported = {"pricing"} if step % 20 < 15 else {"pricing", "DEFAULT_BOOK"}
+        window = (max(0, row - 30), row + 10)
+        kept = resolve._names_by_priority(lines, row, window, imported, key="pricing.py")
+        assert kept == resolve._names_by_priority(lines, row, window, imported)
+        kept_once |= resolve._ROWS["pricing.py"].lines is lines and step % 10 != 9
+    assert kept_once and len(resolve._ROWS) <= resolve.ROW_FILES
