@@ -114,8 +114,9 @@ class RepoIndex:
         self._warming = False
         self._cost_ms = {"dense": 25.0, "lexical": 5.0}
         self.between_steps: Callable[[], None] | None = None
-        """Called before each `EMBED_STEP` chunks a build or update embeds (the server
-        passes one that waits while a completion runs)."""
+        """Called before each `EMBED_STEP` chunks a build, an update or the background
+        load of the model (`warm_up_async`) embeds (the server passes one that lowers the
+        thread's priority and waits while a completion runs)."""
 
     # ----- persistence -------------------------------------------------------------------
 

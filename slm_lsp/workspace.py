@@ -294,7 +294,9 @@ class WorkspaceIndex:
             return "indexing failed"
 
     def _step_aside(self) -> None:
-        """Between embedding steps: wait while a completion runs (until the build stops)."""
+        """Before embedding work: the thread at background priority, waiting while a
+        completion runs (until the build stops)."""
+        lower_priority()
         self.host.yield_to_completions(cancel=self._cancel)
 
     def _reporting(self, report: BuildReport | None) -> Callable[[IndexProgress], None]:
