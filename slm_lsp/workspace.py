@@ -81,7 +81,12 @@ class IndexHost(Protocol):
 
 
 def lower_priority() -> None:
-    """Give the calling thread a lower CPU priority (Linux threads only; elsewhere a no-op)."""
+    """Give the calling thread a lower CPU priority (Linux threads only; elsewhere a no-op).
+
+    Not SCHED_IDLE: tried, with the build's threads in that class the first request of
+    a server building Django's index took 13.7 s instead of 0.4, most likely because an
+    idle-class thread holding the GIL gets no core while llama.cpp's threads spin.
+    """
     try:
         tid = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, tid)
@@ -347,7 +352,7 @@ class WorkspaceIndex:
         index = self.index
         if index is None or not self.loaded.is_set():
             return
-        lower_priority()
+        self._step_aside()
         start = time.perf_counter()
         try:
             text = self.host.document_text(uri)
