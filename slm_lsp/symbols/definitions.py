@@ -222,11 +222,12 @@ class _Walk:
             name = node_text(name_node)
             qualname = ".".join(scope + [name])
             if name and name_node is not None and qualname not in self.qualnames:
+                text = node_text(stmt)
                 self.keep(Definition(
                     name=name, qualname=qualname, kind="attribute",
                     path=self.path, language="python", line=stmt.start_point[0],
                     start_line=stmt.start_point[0], end_line=stmt.end_point[0],
-                    signature=tidy_signature(node_text(stmt))[:160], text=node_text(stmt),
+                    signature=tidy_signature(text)[:MAX_LINE], text=text,
                     start_byte=stmt.start_byte, end_byte=stmt.end_byte))
 
 

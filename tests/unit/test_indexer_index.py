@@ -251,7 +251,6 @@ def test_build_reports_the_embedding_phase_and_the_editor_says_so(repo: Path, tm
     assert progress_message(events[-1]) is None
 
 
-
 def test_embedding_goes_in_steps_with_a_pause_between_and_rows_in_order(tmp_path: Path) -> None:
     from indexer.index import EMBED_STEP
 
