@@ -10,7 +10,7 @@ import re
 import sys
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -44,6 +44,10 @@ class Embedder(Protocol):
     @property
     def loaded(self) -> bool:
         """True once `embed` can answer without a slow first-time load."""
+        ...
+
+    def load(self, pause: Callable[[], None] | None = None) -> None:
+        """Load now (blocking) what `embed` needs, calling ``pause`` between the steps."""
         ...
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -111,6 +115,16 @@ class _Deferred(types.ModuleType):
         return importlib.import_module(self.__name__)
 
 
+LOAD_STEPS = ("torch", "sympy", "torch.distributed.tensor", "torch._dynamo", "transformers",
+              "transformers.modeling_utils", "sentence_transformers")
+"""The embedding model's imports in the order of a load that can pause between them.
+
+Importing sentence-transformers costs 4-5 s of CPU in one go; taken in these steps no
+step takes over a second (torch 1.0 s, transformers.modeling_utils 0.8 s, the rest
+0.2-0.5 s each, measured with torch 2.13 and transformers 5 on one core). A module
+another version lacks is skipped: the final import loads whatever is left.
+"""
+
 DEFERRED_IMPORTS = {"sklearn.metrics": frozenset({"pairwise_distances"})}
 """Modules sentence-transformers imports for functions this project never calls.
 
@@ -133,6 +147,16 @@ def _deferring(modules: dict[str, frozenset[str]]) -> Iterator[None]:
         for name in placed:
             if isinstance(sys.modules.get(name), _Deferred):
                 del sys.modules[name]
+
+
+def _import_quietly(module: str) -> None:
+    """Import ``module`` ahead of the model's load; a failure is left for `_load` to report."""
+    _force_offline()
+    try:
+        with _deferring(DEFERRED_IMPORTS):
+            importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - `_load` imports again and says what is wrong
+        log.debug("cannot import %s ahead of the embedding model", module, exc_info=True)
 
 
 class SentenceTransformerEmbedder:
@@ -163,8 +187,17 @@ class SentenceTransformerEmbedder:
         """True once the model is in memory."""
         return self._model is not None
 
-    def load(self) -> None:
-        """Load the model now (it is otherwise loaded by the first `embed`)."""
+    def load(self, pause: Callable[[], None] | None = None) -> None:
+        """Load the model now (it is otherwise loaded by the first `embed`).
+
+        With ``pause``, the imports go in `LOAD_STEPS` with ``pause()`` before each (the
+        index passes one that waits while completions run).
+        """
+        if pause is not None and self._model is None:
+            for module in LOAD_STEPS:
+                pause()
+                _import_quietly(module)
+            pause()
         with self._lock:
             if self._model is None:
                 self._model = self._load()
@@ -221,6 +254,9 @@ class HashEmbedder:
         """A hashing embedder with `dim` buckets."""
         self.dim = dim
         self.name = f"hash-{dim}"
+
+    def load(self, pause: Callable[[], None] | None = None) -> None:
+        """Nothing to load."""
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Each text as signed counts of its hashed lower-case word pieces, normalized."""

@@ -32,6 +32,10 @@ BACKGROUND_PREFIX = "slm-explain:"
 """Request keys of background-priority work (explanations); all others are completions."""
 WARMUP_KEY = "slm-warmup:"
 """Request key of the one cursor warm-up (features/prewarm.py); any request cancels it."""
+QUIET_S = 0.5
+"""Background work (indexing) resumes only once no completion has run for this long: a
+user typing gets one request after another, and a step of background work begun in the
+gap between two of them would run on into the next (bench/scale.md)."""
 
 
 class _Unfit:
@@ -93,6 +97,8 @@ class SlmServer(LanguageServer):
         """Other features' state (the index, the explainer), by name."""
         self.last_request = time.monotonic()
         """When the last request (not a warm-up) started or ended."""
+        self.last_completion = float("-inf")
+        """When the last completion ended."""
 
     # -- settings ---------------------------------------------------------------------
 
@@ -177,22 +183,28 @@ class SlmServer(LanguageServer):
             return bool(self._inflight)
 
     def completion_running(self) -> bool:
-        """True while a completion is being computed (keys of completions are document URIs)."""
+        """True while a completion is being computed."""
         with self._inflight_lock:
-            return any(":" in key and not key.startswith((BACKGROUND_PREFIX, WARMUP_KEY))
-                       for key in self._inflight)
+            return any(_is_completion(key) for key in self._inflight)
 
     def yield_to_completions(self, max_wait: float = 30.0, cancel: threading.Event | None = None) -> None:
-        """Block a background thread while completions run (at most ``max_wait`` seconds).
+        """Block a background thread while completions run and until none has run for
+        `QUIET_S` (at most ``max_wait`` seconds in all, or until ``cancel`` is set).
 
         On a machine with few cores llama.cpp's threads slow down many times over
-        when anything else competes for the CPU, so background work (indexing,
-        explanations) steps aside while the user is waiting for a suggestion.
+        when anything else competes for the CPU, so background work (indexing)
+        steps aside while the user is typing and waiting for suggestions.
         """
         stop = cancel if cancel is not None else threading.Event()
         deadline = time.monotonic() + max_wait
-        while self.completion_running() and time.monotonic() < deadline:
-            if stop.wait(0.05):
+        while (now := time.monotonic()) < deadline:
+            if self.completion_running():
+                wait = 0.05
+            else:
+                wait = self.last_completion + QUIET_S - now
+                if wait <= 0:
+                    return
+            if stop.wait(min(wait, 0.05, deadline - now)):
                 return
 
     def finished(self, key: str, event: threading.Event) -> None:
@@ -202,6 +214,8 @@ class SlmServer(LanguageServer):
                 del self._inflight[key]
             if key != WARMUP_KEY:
                 self.last_request = time.monotonic()
+            if _is_completion(key):
+                self.last_completion = time.monotonic()
 
     async def run_cancellable(
         self, key: str, fn: Callable[[threading.Event], T], timeout_ms: int | None = None
@@ -251,6 +265,11 @@ class SoftTimeout(Exception):
                 fn(future.result())
 
         self.work.add_done_callback(done)
+
+
+def _is_completion(key: str) -> bool:
+    """Whether ``key`` is a completion's (completions are keyed by their document's URI)."""
+    return ":" in key and not key.startswith((BACKGROUND_PREFIX, WARMUP_KEY))
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

@@ -17,9 +17,12 @@ default settings but for a completion timeout long enough that every answer is t
 3. *restart*: "both" again on the first run's cache home: how long the saved index takes
    to check (nothing changed, nothing is embedded), and the memory then.
 
-A task is a target line (seeded draw, as in the quality benchmark): the file is opened
-with the line cut at its indentation and a completion is asked there (a newly opened
-file: a cold prompt), then three characters of the line are typed, one request each.
+A task is a target line (seeded draw, as in the quality benchmark): after a pause of
+`PAUSE_S` (the user reads, or moves to another file) the file is opened with the line cut
+at its indentation and a completion is asked there (a newly opened file: a cold prompt),
+then three characters of the line are typed, one request each. The build waits while the
+user gets completions, so it goes on in the pauses, and whatever step of it a pause began
+competes with the next request.
 Writes ``--out`` (JSON) and the Markdown report next to it.
 """
 
@@ -62,6 +65,8 @@ PEAK_RSS_LIMIT_MIB = 1.6e9 / 2**20
 SLOWER_LIMIT_MS = 1000.0
 """How much slower a completion during the build may be than without one."""
 TYPED_CHARS = 3
+PAUSE_S = 3.0
+"""Before each task: the build runs in this gap (the server waits half a second first)."""
 COMPLETION = {"timeoutMs": 600000}
 BUILDING: dict[str, Any] = {"completion": COMPLETION, "index": {"context": "both"}}
 QUIET: dict[str, Any] = {"completion": COMPLETION, "index": {"context": "definitions"}}
@@ -129,6 +134,7 @@ async def run_tasks(server: BenchServer, targets: list[Target], texts: dict[str,
     ``building``: note whether the first build had ended when each answer came."""
     records = []
     for target in targets:
+        await asyncio.sleep(PAUSE_S)
         doc = masked_document(texts[target.path], target, target.indent)
         server.open(target.path, doc, target.language)
         column = target.indent
@@ -163,7 +169,9 @@ async def session(root: Path, home: Path, name: str, settings: dict[str, Any],
             if tasks is not None:
                 warm = await warm_up(server)
                 out["warmup_ms"] = round(warm.ms, 1)
+                before = _last_report(server)
                 out["tasks"] = await run_tasks(server, *tasks, building=indexes)
+                out["build_during_tasks"] = [before, _last_report(server)]
             if indexes:
                 await _wait_build(server)
                 out["index_s"] = round(time.perf_counter() - started, 1)
@@ -176,6 +184,11 @@ async def session(root: Path, home: Path, name: str, settings: dict[str, Any],
         await server.stop()
     out["contexts_with_similar_chunks"] = len(_SIMILAR.findall(log.read_text(encoding="utf-8")))
     return out
+
+
+def _last_report(server: BenchServer) -> str | None:
+    """The build's latest progress message."""
+    return server.progress_reports[-1][1] if server.progress_reports else None
 
 
 async def _wait_build(server: BenchServer) -> None:
@@ -262,10 +275,14 @@ def render(result: dict[str, Any]) -> str:
         "",
         "## Completions during the build",
         "",
-        f"{len(result['targets'])} target lines, each opened cut at its indentation (a cold "
-        f"prompt) and then typed into {TYPED_CHARS} characters, one request each; "
-        f"{answered} of {len(build['tasks'])} requests were answered while the build ran. "
-        "Slower = the build run's time minus the same request's time in a server with no "
+        f"{len(result['targets'])} target lines, each opened after a {PAUSE_S:g} s pause, "
+        f"cut at its indentation (a cold prompt), and then typed into {TYPED_CHARS} "
+        f"characters, one request each; {answered} of {len(build['tasks'])} requests were "
+        "answered while the build ran. "
+        + (f"The build's progress when the first task began: "
+           f"{build['build_during_tasks'][0]!r}; when the last ended: "
+           f"{build['build_during_tasks'][1]!r}. " if "build_during_tasks" in build else "")
+        + "Slower = the build run's time minus the same request's time in a server with no "
         "build (the default definition context: no embedding index). Contexts with "
         f"similar chunks (from the partly built index) in the build run: "
         f"{build['contexts_with_similar_chunks']}, in the other: "

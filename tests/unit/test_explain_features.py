@@ -44,18 +44,35 @@ def test_background_work_waits_for_a_running_completion():
     import threading
     import time
 
-    from slm_lsp.server import SlmServer
+    from slm_lsp.server import QUIET_S, SlmServer
 
     ls = SlmServer(factory=lambda settings: None)
+    start = time.monotonic()
+    ls.yield_to_completions(max_wait=5)  # no completion yet: no wait
+    assert time.monotonic() - start < 0.05
     event = ls.supersede("file:///b.py")
     threading.Timer(0.3, ls.finished, args=("file:///b.py", event)).start()
     start = time.monotonic()
-    ls.yield_to_completions(max_wait=5)
+    ls.yield_to_completions(max_wait=5)  # while it runs, then the quiet time after it
     waited = time.monotonic() - start
-    assert 0.25 <= waited < 2
+    assert 0.3 + QUIET_S - 0.05 <= waited < 0.3 + QUIET_S + 1
     start = time.monotonic()
-    ls.yield_to_completions(max_wait=5)  # nothing running: no wait
+    ls.yield_to_completions(max_wait=5)  # quiet for long enough: no wait
     assert time.monotonic() - start < 0.05
+    hover = ls.supersede("slm-explain:hover:file:///b.py")
+    ls.finished("slm-explain:hover:file:///b.py", hover)
+    ls.yield_to_completions(max_wait=5)  # an explanation is not a completion
+    assert time.monotonic() - start < 0.05
+    event = ls.supersede("file:///b.py")
+    ls.finished("file:///b.py", event)
+    start = time.monotonic()
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    ls.yield_to_completions(max_wait=5, cancel=stop)  # a cancelled wait ends at once
+    assert time.monotonic() - start < 0.3
+    start = time.monotonic()
+    ls.yield_to_completions(max_wait=0.2)  # nor longer than max_wait
+    assert time.monotonic() - start < 0.35
 
 
 def test_code_action_kind_filter_and_selected_lines():

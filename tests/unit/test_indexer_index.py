@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,57 @@ def test_embedding_goes_in_steps_with_a_pause_between_and_rows_in_order(tmp_path
     assert embedder.calls == [EMBED_STEP] * 3 + [3]
     assert pauses == [0, 1, 2, 3]  # before every step, none inside one
     assert np.array_equal(vectors, HashEmbedder(dim=128).embed(texts))  # the callers' order
+
+
+def test_the_scan_pauses_every_scan_step_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.index as index_module
+
+    monkeypatch.setattr(index_module, "SCAN_STEP", 3)
+    repo = make_repo(tmp_path / "repo", {f"pkg/m{i:02d}.py": f"X{i} = {i}\n" for i in range(10)})
+    embedder = SpyEmbedder()
+    index = new_index(repo, tmp_path / "cache", embedder)
+    pauses: list[int] = []
+    index.between_steps = lambda: pauses.append(len(embedder.calls))
+    index.build()
+    # 3 in the scan of 10 files, then one before each step of 4 of their 10 chunks
+    assert pauses == [0, 0, 0, 0, 1, 2]
+    assert index.stats().files == 10
+
+
+def test_the_model_loads_in_steps_with_a_pause_before_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import indexer.embedder as embedder_module
+    from indexer.embedder import SentenceTransformerEmbedder
+
+    events: list[str] = []
+    monkeypatch.setattr(embedder_module, "LOAD_STEPS", ("json", "no_such_module_for_slm_lsp"))
+    real = SentenceTransformerEmbedder()
+    monkeypatch.setattr(real, "_load", lambda: events.append("load") or object())
+    real.load(pause=lambda: events.append(f"pause {len(events)}"))
+    # a module missing ahead of the load is skipped quietly: the load itself would report it
+    assert events == ["pause 0", "pause 1", "pause 2", "load"] and real.loaded
+    assert "json" in sys.modules and "no_such_module_for_slm_lsp" not in sys.modules
+    real.load(pause=lambda: events.append("again"))
+    assert events[-1] == "load"  # loaded once
+
+
+class LazySpy(SpyEmbedder):
+    """A spy that must be loaded first, and records what it was given to pause with."""
+
+    loaded = False
+
+    def load(self, pause: Any = None) -> None:
+        self.pause = pause
+        self.loaded = True
+
+
+def test_the_first_embedding_loads_the_model_with_the_index_pause(tmp_path: Path) -> None:
+    embedder = LazySpy()
+    index = new_index(tmp_path, tmp_path / "cache", embedder)
+    index.between_steps = lambda: None
+    index._embed(["def f(): pass"])
+    assert embedder.loaded and embedder.pause is index.between_steps and embedder.calls == [1]
 
 
 def test_a_build_pauses_between_steps_while_the_hook_blocks(repo: Path, tmp_path: Path) -> None:

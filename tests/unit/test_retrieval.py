@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -353,6 +354,33 @@ def test_the_build_steps_aside_for_completions_between_embedding_steps(workspace
     cancel = feature._cancel
     # one wait when the build starts, one before each embedding step: all stop with the build
     assert sum(event is cancel for event in server.yields) >= 1 + steps > 1
+    feature.on_shutdown()
+
+
+class GatedServer(StubServer):
+    """Holds the index's second wait for completions (the one before the watcher starts)
+    until `gate` is set."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def yield_to_completions(self, max_wait: float = 30.0, cancel: Any = None) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            self.gate.wait(10)
+
+
+def test_the_watcher_starts_only_after_the_build_stepped_aside(workspace: Path) -> None:
+    feature, server = start_feature(workspace, server=GatedServer(workspace))
+    deadline = time.monotonic() + 10
+    while server.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert server.calls == 2 and feature.watcher is None and not feature.loaded.is_set()
+    server.gate.set()
+    assert feature.ready.wait(30) and feature.watcher is not None
     feature.on_shutdown()
 
 
