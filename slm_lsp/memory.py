@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import platform
 import sys
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3
-"""glibc's mallopt parameter number (malloc.h)."""
+"""glibc's mallopt parameter numbers (malloc.h)."""
+M_ARENA_MAX = -8
 MMAP_FROM_BYTES = 1 << 20
+ARENAS = 2
+"""At most this many glibc arenas (glibc's own limit: eight per core). Each thread that
+allocates takes one; the server's threads (requests, timers, index work) come and go,
+and a freed block in the middle of any arena stays resident (see `heap`)."""
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -64,3 +71,57 @@ def return_large_frees() -> bool:
         return False
     log.debug("allocations from %d bytes are mapped on their own: %s", MMAP_FROM_BYTES, ok)
     return ok
+
+
+def limit_arenas() -> bool:
+    """Make glibc share `ARENAS` arenas among all threads (call before threads start),
+    unless the user set ``MALLOC_ARENA_MAX``; False where nothing changed."""
+    libc = _glibc()
+    if libc is None or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        ok = bool(libc.mallopt(M_ARENA_MAX, ARENAS))
+    except AttributeError as exc:
+        log.debug("mallopt unavailable: %s", exc)
+        return False
+    log.debug("at most %d malloc arenas: %s", ARENAS, ok)
+    return ok
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def heap() -> dict[str, Any]:
+    """The C heap now, in MiB (glibc 2.33 and later; else empty): ``in_use`` (allocated
+    blocks), ``free`` (freed blocks the arenas keep: fragmentation, unless a trim returns
+    their pages) and ``mapped`` (blocks mapped on their own)."""
+    libc = _glibc()
+    if libc is None:
+        return {}
+    try:
+        mallinfo2 = libc.mallinfo2
+    except AttributeError:
+        return {}
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {"in_use": round(info.uordblks / 2**20, 1), "free": round(info.fordblks / 2**20, 1),
+            "mapped": round(info.hblkhd / 2**20, 1)}
+
+
+def usage() -> dict[str, Any]:
+    """This process's memory in MiB: resident (``rss``: ``anon`` plus mapped files, the
+    model among them, ``file``) and the C ``heap`` (see `heap`); Linux only, else empty."""
+    fields = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file"}
+    out: dict[str, Any] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in fields and value.split():
+                    out[fields[key]] = round(int(value.split()[0]) / 1024, 1)
+    except OSError:
+        return {}
+    return {**out, "heap": heap()}

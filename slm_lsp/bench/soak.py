@@ -107,15 +107,31 @@ class Tally:
 
 
 def proc_sample(pid: int) -> dict[str, float | int | None]:
-    """Resident memory (MiB), threads and open descriptors of a process now."""
+    """Resident memory (MiB; in all, anonymous and file-backed), threads and open
+    descriptors of a process now."""
     status = proc_status(pid)
     sample: dict[str, float | int | None] = {"rss_mib": mib(status.get("VmRSS")),
+                                              "anon_mib": mib(status.get("RssAnon")),
+                                              "file_mib": mib(status.get("RssFile")),
                                               "threads": status.get("Threads"), "fds": None}
     try:
         sample["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         pass
     return sample
+
+
+async def heap_sample(server: BenchServer) -> dict[str, float | None]:
+    """The server's C heap in MiB, as its `slm.memory` command reports it: blocks in use,
+    free blocks kept by the arenas, blocks mapped on their own (None if it gave none)."""
+    heap: dict[str, Any] = {}
+    try:
+        answer = await asyncio.wait_for(server.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="slm.memory")), 10)
+        heap = (answer or {}).get("heap") or {}
+    except Exception:  # noqa: BLE001 - a sample without the heap, not a failed run
+        pass
+    return {f"heap_{k}_mib": heap.get(k) for k in ("in_use", "free", "mapped")}
 
 
 def workspace_copy(packages: list[Package], into: Path) -> Path:
@@ -264,7 +280,7 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
     async def sampler() -> None:
         while not stop.is_set():
             samples.append({"t": round(time.perf_counter() - started, 1),
-                            **proc_sample(server.pid)})
+                            **proc_sample(server.pid), **await heap_sample(server)})
             try:
                 await asyncio.wait_for(stop.wait(), sample_s)
             except asyncio.TimeoutError:
@@ -334,6 +350,10 @@ def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
         "rss_first_median_mib": round(statistics.median(values(first, "rss_mib")), 1),
         "rss_last_median_mib": round(statistics.median(values(last, "rss_mib")), 1),
         "rss_max_mib": max(values(samples, "rss_mib"))}
+    for name, rows in (("first", first), ("last", last)):  # what the lowest sample held
+        low = min((r for r in rows if r["rss_mib"] is not None), key=lambda r: r["rss_mib"])
+        out[f"parts_{name}_mib"] = {k: low.get(k) for k in PARTS}
+    out["stretches"] = stretches(samples, first_s)
     for key in ("threads", "fds"):
         out[f"{key}_before_most"] = int(max(values(before or first, key)))
         out[f"{key}_last_fewest"] = int(min(values(last, key)))
@@ -342,6 +362,26 @@ def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
                   and out["threads_last_fewest"] <= out["threads_before_most"]
                   and out["fds_last_fewest"] <= out["fds_before_most"])
     return out
+
+
+STRETCH_S = 300.0
+"""The report's course of memory: the lowest sample of each stretch this long."""
+PARTS = ("anon_mib", "file_mib", "heap_in_use_mib", "heap_free_mib", "heap_mapped_mib")
+"""What a resident sample is made of: anonymous and file-backed pages (the model's among
+the latter), and the C heap's blocks in use, free in its arenas, and mapped alone."""
+
+
+def stretches(samples: list[dict[str, Any]], first_s: float) -> list[dict[str, Any]]:
+    """From ``first_s`` on, the lowest resident sample of each `STRETCH_S`, with its parts."""
+    out: dict[int, dict[str, Any]] = {}
+    for sample in samples:
+        if sample["t"] < first_s or sample["rss_mib"] is None:
+            continue
+        key = int((sample["t"] - first_s) // STRETCH_S)
+        if key not in out or sample["rss_mib"] < out[key]["rss_mib"]:
+            out[key] = sample
+    return [{"from_s": round(first_s + k * STRETCH_S), **{n: v.get(n) for n in
+             ("rss_mib", *PARTS)}} for k, v in sorted(out.items())]
 
 
 def render(result: dict[str, Any]) -> str:
@@ -378,11 +418,32 @@ def render(result: dict[str, Any]) -> str:
         f"Highest resident memory sampled: {g.get('rss_max_mib')} MiB. "
         f"Bars met: {g.get('met')}.",
         "",
+        *_parts(g),
         f"{machine_line(result)}; commit {commit_text(result)}",
         "",
         *command_block(result["command"]),
     ]
     return "\n".join(lines)
+
+
+def _parts(g: dict[str, Any]) -> list[str]:
+    """What the lowest samples held, and the course of the lowest sample (runs that
+    sampled the parts)."""
+    first, last = g.get("parts_first_mib") or {}, g.get("parts_last_mib") or {}
+    if first.get("anon_mib") is None or last.get("anon_mib") is None:
+        return []
+    head = ("anonymous", "mapped files", "C heap in use", "C heap free", "C heap mapped alone")
+    lines = ["What the lowest sample of the first and of the last minute held (MiB), and the "
+             f"lowest sample of every {STRETCH_S / 60:.0f} minutes:", "",
+             f"| | resident | {' | '.join(head)} |", "| --- |" + " ---: |" * (len(head) + 1),
+             f"| first minute | {g.get('rss_first_mib')} | "
+             + " | ".join(str(first.get(k)) for k in PARTS) + " |",
+             f"| last minute | {g.get('rss_last_mib')} | "
+             + " | ".join(str(last.get(k)) for k in PARTS) + " |"]
+    lines += [f"| from {row['from_s']} s | {row['rss_mib']} | "
+              + " | ".join(str(row.get(k)) for k in PARTS) + " |"
+              for row in g.get("stretches", [])]
+    return [*lines, ""]
 
 
 def _diff(g: dict[str, Any], key: str) -> int | None:

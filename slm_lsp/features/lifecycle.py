@@ -82,6 +82,14 @@ def register(server: SlmServer) -> None:
         if pulled is not None:
             ls.apply_settings(pulled, source="settings")
 
+    @server.command("slm.memory")
+    def memory(ls: SlmServer, *args: Any) -> dict[str, Any]:
+        """Returns the server's memory in MiB: `{rss, anon, file, heap: {in_use, free,
+        mapped}}` (`slm_lsp.memory.usage`; empty off Linux)."""
+        from ..memory import usage
+
+        return usage()
+
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: SlmServer, params: None) -> None:
         """Stop background work (the index saves itself), then free the model."""
