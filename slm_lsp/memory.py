@@ -61,30 +61,29 @@ def trim() -> bool:
 def return_large_frees() -> bool:
     """Make glibc map allocations of at least 1 MiB on their own; False where that is
     not glibc (nothing changes there)."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    try:
-        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_FROM_BYTES))
-    except AttributeError as exc:
-        log.debug("mallopt unavailable: %s", exc)
-        return False
-    log.debug("allocations from %d bytes are mapped on their own: %s", MMAP_FROM_BYTES, ok)
-    return ok
+    return _mallopt(M_MMAP_THRESHOLD, MMAP_FROM_BYTES,
+                    f"allocations from {MMAP_FROM_BYTES} bytes are mapped on their own")
 
 
 def limit_arenas() -> bool:
     """Make glibc share `ARENAS` arenas among all threads (call before threads start),
     unless the user set ``MALLOC_ARENA_MAX``; False where nothing changed."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    return _mallopt(M_ARENA_MAX, ARENAS, f"at most {ARENAS} malloc arenas")
+
+
+def _mallopt(param: int, value: int, what: str) -> bool:
+    """glibc's ``mallopt(param, value)``; False where that is not glibc or it refused."""
     libc = _glibc()
-    if libc is None or "MALLOC_ARENA_MAX" in os.environ:
+    if libc is None:
         return False
     try:
-        ok = bool(libc.mallopt(M_ARENA_MAX, ARENAS))
+        ok = bool(libc.mallopt(param, value))
     except AttributeError as exc:
         log.debug("mallopt unavailable: %s", exc)
         return False
-    log.debug("at most %d malloc arenas: %s", ARENAS, ok)
+    log.debug("%s: %s", what, ok)
     return ok
 
 
