@@ -149,11 +149,17 @@ def _deferring(modules: dict[str, frozenset[str]]) -> Iterator[None]:
                 del sys.modules[name]
 
 
+_IMPORTS = threading.Lock()
+"""Held while importing the model's libraries: one thread at a time (a first import of
+torch from two threads at once can fail half-way, and `_deferring` changes
+`sys.modules` for the whole process)."""
+
+
 def _import_quietly(module: str) -> None:
     """Import ``module`` ahead of the model's load; a failure is left for `_load` to report."""
     _force_offline()
     try:
-        with _deferring(DEFERRED_IMPORTS):
+        with _IMPORTS, _deferring(DEFERRED_IMPORTS):
             importlib.import_module(module)
     except Exception:  # noqa: BLE001 - `_load` imports again and says what is wrong
         log.debug("cannot import %s ahead of the embedding model", module, exc_info=True)
@@ -207,11 +213,12 @@ class SentenceTransformerEmbedder:
         folder = model_dir()
         _force_offline()
         try:
-            import torch
-            import transformers
+            with _IMPORTS:
+                import torch
+                import transformers
 
-            with _deferring(DEFERRED_IMPORTS):
-                from sentence_transformers import SentenceTransformer
+                with _deferring(DEFERRED_IMPORTS):
+                    from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EmbedderUnavailable(
                 f"sentence-transformers is not installed ({exc}); run "

@@ -7,10 +7,11 @@ stays in the process: a server that had just indexed jinja2 kept about 150 MiB m
 than one started on a ready index. Buffers from 1 MiB up are mapped separately
 instead, so freeing them returns the memory to the system.
 
-Smaller buffers come from glibc's arenas, one per thread that allocates (up to
-eight per core), and a freed block in the middle of an arena stays resident too.
-``trim`` gives those pages back; the server calls it when a burst of work ends
-(an index build, a freed explanation context).
+Smaller buffers come from glibc's arenas, and a freed block in the middle of an arena
+stays resident too. glibc gives each thread that allocates an arena of its own, up to
+eight per core; the server limits them to `ARENAS` (`limit_arenas`). ``trim`` gives
+free pages back; the server calls it when a burst of work ends (an index build, a freed
+explanation context). `usage` reports what the process holds (the `slm.memory` command).
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def return_large_frees() -> bool:
 
 def limit_arenas() -> bool:
     """Make glibc share `ARENAS` arenas among all threads (call before threads start),
-    unless the user set ``MALLOC_ARENA_MAX``; False where nothing changed."""
-    if "MALLOC_ARENA_MAX" in os.environ:
+    unless the user set ``MALLOC_ARENA_MAX`` (or the ``glibc.malloc.arena_max`` tunable);
+    False where nothing changed."""
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     return _mallopt(M_ARENA_MAX, ARENAS, f"at most {ARENAS} malloc arenas")
 
@@ -95,8 +97,9 @@ class _MallInfo2(ctypes.Structure):
 
 def heap() -> dict[str, Any]:
     """The C heap now, in MiB (glibc 2.33 and later; else empty): ``in_use`` (allocated
-    blocks), ``free`` (freed blocks the arenas keep: fragmentation, unless a trim returns
-    their pages) and ``mapped`` (blocks mapped on their own)."""
+    blocks), ``free`` (freed blocks the arenas keep, with the free space at each arena's top
+    that a trim would return: what is left after a trim is fragmentation) and ``mapped``
+    (blocks mapped on their own)."""
     libc = _glibc()
     if libc is None:
         return {}

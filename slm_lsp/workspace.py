@@ -255,21 +255,29 @@ class WorkspaceIndex:
 
     def _attach(self, index: RepoIndex) -> None:
         """Make `index` the one searched, watched and updated."""
-        if self.watcher is None:
-            self._step_aside()  # watching Django's folders takes 0.5 s of CPU
         with self._lock:
             if self.index is not index:  # stopped (or replaced) meanwhile
                 return
-            if self.watcher is None:
-                self.watcher = RepoWatcher(index.root, self._on_disk_changes, walker=index.walker)
-                self.watcher.start()
-        self.retriever.index = index
-        self.loaded.set()
+            self.retriever.index = index
+            self.loaded.set()
+            if self.watcher is not None:
+                return
+        # Watching Django's folders takes 0.5 s of CPU: at a quiet moment, and without the
+        # lock, which the event loop takes to schedule re-indexing.
+        self._step_aside()
+        watcher = RepoWatcher(index.root, self._on_disk_changes, walker=index.walker)
+        watcher.start()
+        with self._lock:
+            installed = self.index is index and self.watcher is None
+            if installed:
+                self.watcher = watcher
+        if not installed:  # stopped, replaced or already watched meanwhile
+            watcher.stop()
 
     def _run(self, index: RepoIndex, progress: BuildReport | None, cancel: threading.Event) -> str:
         """One build; returns the summary shown at the end of the progress."""
         try:
-            stats = index.build(progress=self._reporting(progress), cancel=cancel)
+            stats = index.build(progress=self._reporting(progress, cancel), cancel=cancel)
         except EmbedderUnavailable as exc:
             self._warn(f"repository context is off: {exc}")
             return "embedding model unavailable"
@@ -307,10 +315,12 @@ class WorkspaceIndex:
         lower_priority()
         self.host.yield_to_completions(cancel=self._cancel)
 
-    def _reporting(self, report: BuildReport | None) -> Callable[[IndexProgress], None]:
-        """The build's progress callback: pause while completions run, then report."""
+    def _reporting(self, report: BuildReport | None,
+                   cancel: threading.Event) -> Callable[[IndexProgress], None]:
+        """The build's progress callback: step aside for completions (until the build is
+        cancelled), then report."""
         def on_event(event: IndexProgress) -> None:
-            self.host.yield_to_completions()
+            self.host.yield_to_completions(cancel=cancel)
             if report is not None:
                 report(event)
         return on_event

@@ -33,6 +33,8 @@ def test_five_minutes_of_editing_leak_nothing(tmp_path: Path) -> None:
     actions = result["actions"]
     assert all(actions.get(name, 0) >= 2 for name in soak.ACTIONS), actions
     assert result["index"] and "files" in result["index"][0], result["index"]
+    # the server's slm.memory command answered the sampler: the C heap is in the samples
+    assert all(s["heap_in_use_mib"] for s in result["samples"][-10:]), result["samples"][-10:]
     growth = result["growth"]
     assert growth["rss_growth_mib"] <= soak.GROWTH_LIMIT_MIB, growth
     assert growth["threads_last_fewest"] <= growth["threads_before_most"], growth

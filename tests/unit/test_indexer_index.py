@@ -281,22 +281,28 @@ def test_the_scan_pauses_every_scan_step_files(tmp_path: Path, monkeypatch: pyte
     assert index.stats().files == 10
 
 
-def test_the_model_loads_in_steps_with_a_pause_before_each(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_model_loads_in_steps_with_a_pause_before_each(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
     import indexer.embedder as embedder_module
     from indexer.embedder import SentenceTransformerEmbedder
 
-    events: list[str] = []
-    monkeypatch.setattr(embedder_module, "LOAD_STEPS", ("json", "no_such_module_for_slm_lsp"))
+    (tmp_path / "slm_step_one.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(embedder_module, "_force_offline", lambda: None)
+    steps = ("slm_step_one", "slm_step_missing")
+    monkeypatch.setattr(embedder_module, "LOAD_STEPS", steps)
+    events: list[Any] = []
     real = SentenceTransformerEmbedder()
     monkeypatch.setattr(real, "_load", lambda: events.append("load") or object())
-    real.load(pause=lambda: events.append(f"pause {len(events)}"))
-    # a module missing ahead of the load is skipped quietly: the load itself would report it
-    assert events == ["pause 0", "pause 1", "pause 2", "load"] and real.loaded
-    assert "json" in sys.modules and "no_such_module_for_slm_lsp" not in sys.modules
+    real.load(pause=lambda: events.append([m for m in steps if m in sys.modules]))
+    # one import between two pauses; a module missing ahead of the load is skipped
+    # quietly (the load itself would report it)
+    assert events == [[], ["slm_step_one"], ["slm_step_one"], "load"] and real.loaded
     real.load(pause=lambda: events.append("again"))
     assert events[-1] == "load"  # loaded once
+    monkeypatch.delitem(sys.modules, "slm_step_one")
 
 
 class LazySpy(SpyEmbedder):

@@ -352,14 +352,16 @@ def test_the_build_steps_aside_for_completions_between_embedding_steps(workspace
     assert feature.ready.wait(30)
     steps = -(-feature.index.stats().chunks // EMBED_STEP)
     cancel = feature._cancel
-    # one wait when the build starts, one before each embedding step: all stop with the build
-    assert sum(event is cancel for event in server.yields) >= 1 + steps > 1
+    # one wait when the build starts, one before each embedding step, others between files:
+    # all stop with the build
+    assert len(server.yields) >= 1 + steps > 1
+    assert all(event is cancel for event in server.yields)
     feature.on_shutdown()
 
 
 class GatedServer(StubServer):
     """Holds the index's second wait for completions (the one before the watcher starts)
-    until `gate` is set."""
+    until `gate` is set; records the cancel events it was given."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
@@ -378,7 +380,9 @@ def test_the_watcher_starts_only_after_the_build_stepped_aside(workspace: Path) 
     while server.calls < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
-    assert server.calls == 2 and feature.watcher is None and not feature.loaded.is_set()
+    # the saved index is searched at once; its watcher starts after the wait
+    assert server.calls == 2 and feature.loaded.is_set() and feature.watcher is None
+    assert feature.retriever.index is feature.index
     server.gate.set()
     assert feature.ready.wait(30) and feature.watcher is not None
     feature.on_shutdown()
