@@ -7,18 +7,18 @@ stays in the process: a server that had just indexed jinja2 kept about 150 MiB m
 than one started on a ready index. Buffers from 1 MiB up are mapped separately
 instead, so freeing them returns the memory to the system.
 
-Smaller buffers come from glibc's arenas, and a freed block in the middle of an arena
-stays resident too. glibc gives each thread that allocates an arena of its own, up to
-eight per core; the server limits them to `ARENAS` (`limit_arenas`). ``trim`` gives
-free pages back; the server calls it when a burst of work ends (an index build, a freed
-explanation context). `usage` reports what the process holds (the `slm.memory` command).
+Smaller buffers come from glibc's arenas, one per thread that allocates (up to eight
+per core), and a freed block in the middle of an arena stays resident too. ``trim``
+gives free pages back; the server calls it when a burst of work ends (an index build, a
+freed explanation context). Limiting the arenas to two did not lower the soak
+benchmark's growth (bench/soak-arenas16.md), so glibc's default stands. `usage` reports
+what the process holds (the `slm.memory` command).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import platform
 import sys
 from typing import Any
@@ -27,12 +27,7 @@ log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3
 """glibc's mallopt parameter numbers (malloc.h)."""
-M_ARENA_MAX = -8
 MMAP_FROM_BYTES = 1 << 20
-ARENAS = 2
-"""At most this many glibc arenas (glibc's own limit: eight per core). Each thread that
-allocates takes one; the server's threads (requests, timers, index work) come and go,
-and a freed block in the middle of any arena stays resident (see `heap`)."""
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -64,15 +59,6 @@ def return_large_frees() -> bool:
     not glibc (nothing changes there)."""
     return _mallopt(M_MMAP_THRESHOLD, MMAP_FROM_BYTES,
                     f"allocations from {MMAP_FROM_BYTES} bytes are mapped on their own")
-
-
-def limit_arenas() -> bool:
-    """Make glibc share `ARENAS` arenas among all threads (call before threads start),
-    unless the user set ``MALLOC_ARENA_MAX`` (or the ``glibc.malloc.arena_max`` tunable);
-    False where nothing changed."""
-    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
-        return False
-    return _mallopt(M_ARENA_MAX, ARENAS, f"at most {ARENAS} malloc arenas")
 
 
 def _mallopt(param: int, value: int, what: str) -> bool:

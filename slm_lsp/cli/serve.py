@@ -40,12 +40,10 @@ def _loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the language server on stdio (default) or TCP."""
     setup_logging(args.log_level, args.log_file)
-    from ..memory import limit_arenas, return_large_frees
+    from ..features import build_server
+    from ..memory import return_large_frees
 
     return_large_frees()
-    limit_arenas()  # before the features' imports start threads (numpy's BLAS pool)
-    from ..features import build_server
-
     if args.tcp and args.stdio:
         log.error("--tcp and --stdio exclude each other")
         return 2
