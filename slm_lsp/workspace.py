@@ -3,8 +3,9 @@
 After the editor's `initialized` the index of the workspace root is loaded and
 brought up to date in a worker thread at a lower CPU priority, pausing while
 completions run. A watchdog watcher and the editor's (debounced) unsaved edits
-keep it current. Completions use it through `IndexRetriever`; until it is
-loaded they simply get no repository context. No protocol types here: what the
+keep it current. Completions use it through `IndexRetriever` once it is complete
+(a saved index at once, a new one after its first build); until then they get no
+similar chunks. No protocol types here: what the
 editor sees (progress, warnings, document texts) goes through an `IndexHost`,
 which `slm_lsp.features.index` implements.
 """
@@ -247,18 +248,23 @@ class WorkspaceIndex:
                 progress.end(message)
 
     def _load(self, index: RepoIndex) -> None:
-        """Read the saved index, start the watcher, and let completions use it."""
+        """Read the saved index and start the watcher; completions use a saved index at once,
+        a new one once its first build has ended."""
         existed = persist.exists(index.cache_dir)
-        if not index.load() and existed:
+        saved = index.load()
+        if not saved and existed:
             self._warn("the saved repository index was unusable; rebuilding it")
-        self._attach(index)
+        self._attach(index, complete=saved)
 
-    def _attach(self, index: RepoIndex) -> None:
-        """Make `index` the one searched, watched and updated."""
+    def _attach(self, index: RepoIndex, complete: bool) -> None:
+        """Make `index` the one searched (by completions too when it is ``complete``: a
+        first build's partial index gives look-alikes of whatever it has reached, such as
+        Django's AUTHORS file for a test module), watched and updated."""
         with self._lock:
             if self.index is not index:  # stopped (or replaced) meanwhile
                 return
-            self.retriever.index = index
+            if complete:
+                self.retriever.index = index
             self.loaded.set()
             if self.watcher is not None:
                 return
@@ -283,6 +289,9 @@ class WorkspaceIndex:
             return "embedding model unavailable"
         if stats.cancelled:
             return "indexing cancelled"
+        with self._lock:
+            if self.index is index:
+                self.retriever.index = index
         self.ready.set()
         self.retriever.invalidate()
         log.info("indexed %s: %d files, %d chunks (%d unchanged) in %.1fs", index.root,
@@ -301,7 +310,7 @@ class WorkspaceIndex:
             if self.index is not broken:
                 return "indexing stopped"
             self.index = fresh
-        self._attach(fresh)
+        self._attach(fresh, complete=False)
         try:
             return self._run(fresh, progress, cancel)
         except Exception as exc:  # noqa: BLE001 - give up quietly after the retry
@@ -402,16 +411,18 @@ class WorkspaceIndex:
         return {"results": rows}
 
     # RepoIndex's read API for other features (`server.extensions["index"]`): safe to call
-    # at any time, empty until the index is loaded.
+    # at any time, empty until the index is complete (a saved one loaded, or a first build
+    # ended): a partial index would list only the files a first build has reached, and the
+    # symbol lookup, which lists files through it, would miss the rest.
 
     def files(self) -> list[str]:
-        """Root-relative paths of the indexed files ([] while there is no loaded index)."""
+        """Root-relative paths of the indexed files ([] while there is no complete index)."""
         index = self.retriever.index
         return index.files() if index is not None else []
 
     def search(self, query: str, k: int = 8, exclude_paths: Iterable[str] = (),
                budget_ms: float | None = None) -> list[SearchResult]:
-        """`RepoIndex.search` on the loaded index, without secrets ([] while there is none)."""
+        """`RepoIndex.search` on the complete index, without secrets ([] while there is none)."""
         index = self.retriever.index
         if index is None:
             return []

@@ -374,17 +374,28 @@ class GatedServer(StubServer):
             self.gate.wait(10)
 
 
-def test_the_watcher_starts_only_after_the_build_stepped_aside(workspace: Path) -> None:
+def test_the_watcher_waits_and_completions_search_only_a_complete_index(workspace: Path) -> None:
     feature, server = start_feature(workspace, server=GatedServer(workspace))
     deadline = time.monotonic() + 10
     while server.calls < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
-    # the saved index is searched at once; its watcher starts after the wait
+    # the index is open for searches before the watcher's wait; completions get similar
+    # chunks only once it is complete (this one is new: after its first build)
     assert server.calls == 2 and feature.loaded.is_set() and feature.watcher is None
-    assert feature.retriever.index is feature.index
+    assert feature.retriever.index is None and feature.files() == []
     server.gate.set()
     assert feature.ready.wait(30) and feature.watcher is not None
+    assert feature.retriever.index is feature.index and "shop/tax.py" in feature.files()
+    feature.on_shutdown()
+    server = GatedServer(workspace)  # a saved index: searched at once
+    feature, _ = start_feature(workspace, server=server)
+    deadline = time.monotonic() + 10
+    while server.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.calls == 2 and feature.retriever.index is feature.index
+    assert "shop/tax.py" in feature.files()
+    server.gate.set()
     feature.on_shutdown()
 
 
