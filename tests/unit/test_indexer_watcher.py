@@ -93,3 +93,27 @@ def test_new_ignore_rule_prunes_indexed_files(tmp_path: Path) -> None:
     assert changed == [".gitignore"]
     index.apply_changes(changed, deleted)
     assert index.files() == ["keep.py"]
+
+
+def test_reading_files_raises_no_events(tmp_path: Path, monkeypatch) -> None:
+    from indexer import watcher as watcher_module
+
+    seen: list[str] = []
+    original = watcher_module._Handler.on_any_event
+
+    def spy(self, event) -> None:  # type: ignore[no-untyped-def]
+        seen.append(event.event_type)
+        original(self, event)
+
+    monkeypatch.setattr(watcher_module._Handler, "on_any_event", spy)
+    (tmp_path / "read.py").write_text("x = 1\n")
+    collector = Collector()
+    with RepoWatcher(tmp_path, collector, debounce_ms=100):
+        time.sleep(0.2)
+        for _ in range(50):  # what a build or the symbol lookup does
+            (tmp_path / "read.py").read_text()
+        time.sleep(0.5)
+        assert seen == [] and collector.batches == []
+        (tmp_path / "read.py").write_text("x = 2\n")
+        assert collector.wait() == (["read.py"], [])
+    assert "opened" not in seen and "closed_no_write" not in seen and "modified" in seen
