@@ -24,6 +24,9 @@ then three characters of the line are typed, one request each. The build waits w
 user gets completions, so it goes on in the pauses, and whatever step of it a pause began
 competes with the next request.
 Writes ``--out`` (JSON) and the Markdown report next to it.
+
+With ``--requests-only`` the build run ends after its tasks (no wait for the build, no
+restart): the bar on requests during a build in minutes instead of an hour and more.
 """
 
 from __future__ import annotations
@@ -153,10 +156,11 @@ async def run_tasks(server: BenchServer, targets: list[Target], texts: dict[str,
 
 
 async def session(root: Path, home: Path, name: str, settings: dict[str, Any],
-                  tasks: tuple[list[Target], dict[str, str]] | None) -> dict[str, Any]:
+                  tasks: tuple[list[Target], dict[str, str]] | None,
+                  wait_build: bool = True) -> dict[str, Any]:
     """One server on ``root`` with cache home ``home`` and ``slm`` settings ``settings``:
     ``tasks`` (targets and texts) asked as soon as it is ready, then, when it builds an
-    index, the build (or the check of a saved one) waited for."""
+    index and ``wait_build``, the build (or the check of a saved one) waited for."""
     log = BENCH_DIR / "logs" / f"scale-{name}.log"
     log.unlink(missing_ok=True)
     indexes = settings["index"]["context"] != "definitions"
@@ -172,7 +176,7 @@ async def session(root: Path, home: Path, name: str, settings: dict[str, Any],
                 before = _last_report(server)
                 out["tasks"] = await run_tasks(server, *tasks, building=indexes)
                 out["build_during_tasks"] = [before, _last_report(server)]
-            if indexes:
+            if indexes and wait_build:
                 await _wait_build(server)
                 out["index_s"] = round(time.perf_counter() - started, 1)
                 out["index"] = server.progress_ends[0]
@@ -242,21 +246,15 @@ def compare(build: list[dict[str, Any]], quiet: list[dict[str, Any]]) -> dict[st
     return by_kind
 
 
-def render(result: dict[str, Any]) -> str:
-    """The Markdown report."""
-    build, quiet, cmp = result["build"], result["nobuild"], result["slowdown"]
+def _build_section(result: dict[str, Any]) -> list[str]:
+    """The report's lines on the first build and the restart (a note with --requests-only)."""
+    build = result["build"]
+    if "restart" not in result:
+        return ["The build run ended after its tasks (`--requests-only`): no whole build, no "
+                "restart.", ""]
     restart = result["restart"]
     peak = build["peak_rss_mib"]
-    worst = cmp.get("all", {}).get("slower_max_ms")
-    answered = sum(1 for t in build["tasks"] if t["during_build"])
-    lines = [
-        "# The server on a large repository",
-        "",
-        "Written by `python -m slm_lsp.bench.scale` (see its docstring); do not edit by hand.",
-        "",
-        f"Repository: `{result['requirement']}` source distribution, {result['files']} source "
-        f"files with a grammar (the bar: {MIN_FILES}).",
-        "",
+    return [
         "## First index build",
         "",
         f"- {build['index']} in {build['index_s']} s after the server started "
@@ -273,6 +271,23 @@ def render(result: dict[str, Any]) -> str:
         f"- restart on the saved index: checked in {restart['index_s']} s after the start "
         f"({restart['index']}), peak resident memory {restart['peak_rss_mib']} MiB",
         "",
+    ]
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown report."""
+    build, quiet, cmp = result["build"], result["nobuild"], result["slowdown"]
+    worst = cmp.get("all", {}).get("slower_max_ms")
+    answered = sum(1 for t in build["tasks"] if t["during_build"])
+    lines = [
+        "# The server on a large repository",
+        "",
+        "Written by `python -m slm_lsp.bench.scale` (see its docstring); do not edit by hand.",
+        "",
+        f"Repository: `{result['requirement']}` source distribution, {result['files']} source "
+        f"files with a grammar (the bar: {MIN_FILES}).",
+        "",
+        *_build_section(result),
         "## Completions during the build",
         "",
         f"{len(result['targets'])} target lines, each opened after a {PAUSE_S:g} s pause, "
@@ -317,8 +332,10 @@ def render(result: dict[str, Any]) -> str:
 
 
 async def bench(requirement: str, count: int, seed: int,
-                rerun_quiet: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All three runs; or, given an earlier result (``rerun_quiet``), only the run with no
+                rerun_quiet: dict[str, Any] | None = None,
+                requests_only: bool = False) -> dict[str, Any]:
+    """All three runs (``requests_only``: the build run ends after its tasks, and there is
+    no restart); or, given an earlier result (``rerun_quiet``), only the run with no
     build again (when other work on the machine disturbed it), the rest kept."""
     root = fetch_sdist(requirement)
     texts = load_sources(root)
@@ -343,13 +360,16 @@ async def bench(requirement: str, count: int, seed: int,
             home = Path(tmp)
             build = home / "build"
             build.mkdir()
-            result["build"] = await session(root, build, "build", BUILDING, (targets, texts))
-            sys.stderr.write(f"build run: {result['build']['index']} in "
-                             f"{result['build']['index_s']} s\n")
+            result["build"] = await session(root, build, "build", BUILDING, (targets, texts),
+                                            wait_build=not requests_only)
+            if not requests_only:
+                sys.stderr.write(f"build run: {result['build']['index']} in "
+                                 f"{result['build']['index_s']} s\n")
             quiet = home / "quiet"
             quiet.mkdir()
             result["nobuild"] = await session(root, quiet, "nobuild", QUIET, (targets, texts))
-            result["restart"] = await session(root, build, "restart", BUILDING, None)
+            if not requests_only:
+                result["restart"] = await session(root, build, "restart", BUILDING, None)
     result["slowdown"] = compare(result["build"]["tasks"], result["nobuild"]["tasks"])
     result["load_end"] = load_average()
     return result
@@ -365,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "scale.json")
     parser.add_argument("--rerun-quiet", action="store_true",
                         help="measure only the run with no build again, into --out's result")
+    parser.add_argument("--requests-only", action="store_true",
+                        help="end the build run after its tasks: no whole build, no restart")
     args = parser.parse_args(argv)
     if "==" not in args.requirement:
         parser.error("--requirement must pin a version (name==version)")
@@ -373,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out.is_file():
             parser.error(f"--rerun-quiet needs an earlier result in {args.out}")
         earlier = json.loads(args.out.read_text(encoding="utf-8"))
-    result = asyncio.run(bench(args.requirement, args.targets, args.seed, earlier))
+    result = asyncio.run(bench(args.requirement, args.targets, args.seed, earlier,
+                               args.requests_only))
     command = shlex.join(["python", "-m", "slm_lsp.bench.scale",
                           *(sys.argv[1:] if argv is None else argv)])
     if args.rerun_quiet:
