@@ -128,6 +128,8 @@ class WorkspaceIndex:
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._timers: dict[str, threading.Timer] = {}
+        self._deferred: dict[str, str] = {}
+        """Documents (uri: path) whose re-index waits for the running build to end."""
 
     # ----- lifecycle ---------------------------------------------------------------------
 
@@ -187,6 +189,7 @@ class WorkspaceIndex:
             index, self.index = self.index, None
             watcher, self.watcher = self.watcher, None
             timers, self._timers = list(self._timers.values()), {}
+            self._deferred.clear()
             thread = self._thread
         self.retriever.index = None
         for timer in timers:
@@ -246,6 +249,10 @@ class WorkspaceIndex:
             trim()  # the embedding batches' buffers, freed now
             if progress is not None:
                 progress.end(message)
+            with self._lock:
+                deferred, self._deferred = self._deferred, {}
+            for uri, path in deferred.items():
+                self.schedule(uri, path, SAVE_DEBOUNCE_S)
 
     def _load(self, index: RepoIndex) -> None:
         """Read the saved index and start the watcher; completions use a saved index at once,
@@ -374,6 +381,14 @@ class WorkspaceIndex:
         index = self.index
         if index is None or not self.loaded.is_set():
             return
+        with self._lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+                # A build reads the files anyway; this document's editor text follows it,
+                # instead of a second thread chunking and embedding beside it (and loading
+                # the embedding model alongside a first build).
+                self._deferred[uri] = path
+                return
         self._step_aside()
         start = time.perf_counter()
         try:

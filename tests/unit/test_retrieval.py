@@ -435,6 +435,32 @@ def test_unsaved_edits_are_indexed_once_after_a_pause(workspace: Path) -> None:
     feature.on_shutdown()
 
 
+def test_an_edit_during_a_build_is_indexed_after_it(workspace: Path) -> None:
+    server = GatedServer(workspace)  # the build waits before its watcher starts
+    feature, _ = start_feature(workspace, server=server)
+    deadline = time.monotonic() + 10
+    while server.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert feature.building() and feature.loaded.is_set()
+    calls: list[str] = []
+    update = feature.index.update_file
+    feature.index.update_file = lambda path, text: calls.append(text) or update(path, text)
+    uri = (workspace / "shop" / "shipping.py").as_uri()
+    server.workspace.text_documents[uri] = SimpleNamespace(
+        source="def parcel_shipping_cost(weight):\n    return weight * 3\n")
+    feature.schedule(uri, str(workspace / "shop" / "shipping.py"), 0.05)
+    time.sleep(0.5)
+    assert calls == [] and uri in feature._deferred  # not beside the build
+    server.gate.set()
+    assert feature.ready.wait(30)
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(calls) == 1 and "parcel_shipping_cost" in calls[0]  # after it
+    assert feature.search_json("parcel shipping cost", 2)["results"][0]["path"] == "shop/shipping.py"
+    feature.on_shutdown()
+
+
 def test_disabled_index_does_nothing_and_search_says_so(workspace: Path) -> None:
     from slm_lsp.workspace import IndexOff
 
