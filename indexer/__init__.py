@@ -5,7 +5,7 @@ Public API (import from the submodules; this package imports nothing heavy):
 - `indexer.index.RepoIndex(root, cache_dir, embedder=None, store=None, max_file_kb=512)`
   with `load()`, `build(progress, cancel) -> IndexStats`, `update_file(path, text)`,
   `remove_file(path)`, `apply_changes(changed, deleted)`, `search(query, k, exclude_paths,
-  budget_ms) -> list[SearchResult]`, `stats()`, `save()`, `warm_up()`; what it returns
+  budget_ms) -> list[SearchResult]`, `stats()`, `save()`; what it returns
   (`IndexProgress`, `IndexStats`, `SearchResult`) is defined in `indexer.records`.
 - `indexer.watcher.RepoWatcher(root, callback, debounce_ms=300)` with `start()`/`stop()`.
 - `indexer.walker.is_secret_path(path)` and `Walker(root).accepts(path)`.

@@ -114,13 +114,12 @@ class RepoIndex:
         self._next_id = 1
         self._loaded = False
         self._dirty = False
-        self._warming = False
         self._cost_ms = {"dense": 25.0, "lexical": 5.0}
         self.between_steps: Callable[[], None] | None = None
-        """Called before each `EMBED_STEP` chunks a build, an update or the background
-        load of the model (`warm_up_async`) embeds, between the steps of the embedding
-        model's load and every `SCAN_STEP` files a build lists (the server passes one that
-        lowers the thread's priority and waits while the user is getting completions)."""
+        """Called before each `EMBED_STEP` chunks a build or an update embeds, between the
+        steps of the embedding model's load and every `SCAN_STEP` files a build lists (the
+        server passes one that lowers the thread's priority and waits while the user is
+        getting completions)."""
 
     # ----- persistence -------------------------------------------------------------------
 
@@ -362,7 +361,7 @@ class RepoIndex:
 
         With `budget_ms`, the slower of the two retrievers is skipped when it would
         not fit in what is left of the budget (or when the embedder is busy or not
-        loaded yet; a background load is then started).
+        loaded yet: a build loads it, and so does a search without a budget).
         """
         start = time.monotonic()
         self._ensure_loaded()
@@ -386,8 +385,7 @@ class RepoIndex:
         if budget_ms is None:
             return True
         if name == "dense" and not self.embedder.loaded:
-            self.warm_up_async()
-            return False
+            return False  # its build loads it
         spent = (time.monotonic() - start) * 1000
         if spent + self._cost_ms[name] <= budget_ms:
             return True
@@ -448,25 +446,6 @@ class RepoIndex:
                 if len(results) == k:
                     break
         return results
-
-    def warm_up(self) -> None:
-        """Load the embedding model now (blocking), so the first search can use it."""
-        self._embed(["warm up"])
-
-    def warm_up_async(self) -> None:
-        """Start loading the embedding model in a background thread (once)."""
-        with self._lock:
-            if self._warming:
-                return
-            self._warming = True
-        threading.Thread(target=self._warm_quietly, name="embedder-warm-up", daemon=True).start()
-
-    def _warm_quietly(self) -> None:
-        """`warm_up`, logging instead of raising."""
-        try:
-            self.warm_up()
-        except Exception as exc:  # noqa: BLE001 - a background thread must not die loudly
-            log.warning("cannot load the embedding model: %s", exc)
 
     # ----- inspection --------------------------------------------------------------------
 

@@ -290,6 +290,13 @@ class WorkspaceIndex:
     def _run(self, index: RepoIndex, progress: BuildReport | None, cancel: threading.Event) -> str:
         """One build; returns the summary shown at the end of the progress."""
         try:
+            if not index.embedder.loaded:
+                # First, at the server's start: the model's imports cost ~4 s of CPU in
+                # steps of up to 1.3 s that cannot pause once begun, so a step taken when a
+                # completion arrives slows it by that much (measured: 1.25 s, first
+                # request in a run of bench.scale). At the start the editor is opening
+                # files and llama.cpp is loading the model; later the user types.
+                index.embedder.load(pause=self._step_aside)
             stats = index.build(progress=self._reporting(progress, cancel), cancel=cancel)
         except EmbedderUnavailable as exc:
             self._warn(f"repository context is off: {exc}")

@@ -399,6 +399,42 @@ def test_the_watcher_waits_and_completions_search_only_a_complete_index(workspac
     feature.on_shutdown()
 
 
+class UnloadedEmbedder(HashEmbedder):
+    """Starts unloaded, as the real model does; records what its load was given to pause with."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=128)
+        self.loaded = False
+        self.pause: Any = None
+        self.texts = 0
+
+    def load(self, pause: Any = None) -> None:
+        self.pause, self.loaded = pause, True
+
+    def embed(self, texts: list[str]) -> Any:
+        self.texts += len(texts)
+        return super().embed(texts)
+
+
+def test_the_build_loads_the_embedding_model_first_even_with_nothing_to_embed(
+        workspace: Path) -> None:
+    """The model's imports cannot pause once begun: they run when the server starts, not
+    when a search first needs them (on a saved index, maybe just as the user types)."""
+    from slm_lsp.features.index import IndexFeature
+
+    for build in ("first", "restart"):
+        embedder = UnloadedEmbedder()
+        feature = IndexFeature(StubServer(workspace), make_index=lambda r, cache, kb, e=embedder: RepoIndex(
+            r, cache, embedder=e, max_file_kb=kb)).workspace
+        feature.on_initialized()
+        assert feature.ready.wait(30)
+        assert embedder.loaded and embedder.pause == feature._step_aside, build
+        assert (embedder.texts > 0) == (build == "first")  # the restart embedded nothing
+        hits = feature.index.search("tax rate of a country", k=2, budget_ms=1000)
+        assert any(hit.dense is not None for hit in hits)
+        feature.on_shutdown()
+
+
 def test_a_broken_saved_index_is_rebuilt_with_one_message(workspace: Path) -> None:
     feature, _ = start_feature(workspace)
     assert feature.ready.wait(30)
