@@ -12,7 +12,8 @@ from indexer.chunker import Chunk
 
 @dataclass(frozen=True)
 class IndexProgress:
-    """Where a build is: `phase` is scanning, indexing, embedding (a batch), saving or done."""
+    """Where a build is: `phase` is loading (the embedding model; reported by the server),
+    scanning, indexing, embedding (a batch), saving or done."""
 
     phase: str
     files_done: int

@@ -296,6 +296,8 @@ class WorkspaceIndex:
                 # completion arrives slows it by that much (measured: 1.25 s, first
                 # request in a run of bench.scale). At the start the editor is opening
                 # files and llama.cpp is loading the model; later the user types.
+                if progress is not None:
+                    progress(IndexProgress("loading", 0, 0, 0, 0.0))
                 index.embedder.load(pause=self._step_aside)
             stats = index.build(progress=self._reporting(progress, cancel), cancel=cancel)
         except EmbedderUnavailable as exc:

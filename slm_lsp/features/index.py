@@ -96,6 +96,8 @@ class _Progress:
 
 def progress_message(event: IndexProgress) -> str | None:
     """What the editor shows for a build event (None: nothing worth a report)."""
+    if event.phase == "loading":
+        return "loading the embedding model"
     if event.phase == "scanning":
         return "finding the files to index"
     if event.phase == "embedding":

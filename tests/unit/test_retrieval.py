@@ -420,7 +420,8 @@ def test_the_build_loads_the_embedding_model_first_even_with_nothing_to_embed(
         workspace: Path) -> None:
     """The model's imports cannot pause once begun: they run when the server starts, not
     when a search first needs them (on a saved index, maybe just as the user types)."""
-    from slm_lsp.features.index import IndexFeature
+    from indexer.records import IndexProgress
+    from slm_lsp.features.index import IndexFeature, progress_message
 
     for build in ("first", "restart"):
         embedder = UnloadedEmbedder()
@@ -431,6 +432,8 @@ def test_the_build_loads_the_embedding_model_first_even_with_nothing_to_embed(
         assert embedder.loaded and embedder.pause == feature._step_aside, build
         assert (embedder.texts > 0) == (build == "first")  # the restart embedded nothing
         hits = feature.index.search("tax rate of a country", k=2, budget_ms=1000)
+        assert progress_message(IndexProgress("loading", 0, 0, 0, 0.0)) == (
+            "loading the embedding model")
         assert any(hit.dense is not None for hit in hits)
         feature.on_shutdown()
 
