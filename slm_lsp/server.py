@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from . import __version__
+from .memory import IdleTrimmer
 from .runtime import BackendFactory, ModelHost, load_llama
 from .settings import Settings, parse_settings
 
@@ -99,6 +100,8 @@ class SlmServer(LanguageServer):
         """When the last request (not a warm-up) started or ended."""
         self.last_completion = float("-inf")
         """When the last completion ended."""
+        self.trimmer = IdleTrimmer(busy=self.busy)
+        """Gives the heap's free pages back once requests have stopped for a while."""
 
     # -- settings ---------------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class SlmServer(LanguageServer):
                 self.last_request = time.monotonic()
             if _is_completion(key):
                 self.last_completion = time.monotonic()
+        self.trimmer.touch()
 
     async def run_cancellable(
         self, key: str, fn: Callable[[threading.Event], T], timeout_ms: int | None = None

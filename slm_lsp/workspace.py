@@ -365,6 +365,7 @@ class WorkspaceIndex:
         if index is not None:
             lower_priority()
             index.apply_changes(changed, deleted)
+            trim()  # the embedding batches' buffers
             log.debug("index updated from disk: %d changed, %d deleted", len(changed), len(deleted))
 
     def schedule(self, uri: str, path: str | None, delay: float) -> None:
@@ -409,6 +410,7 @@ class WorkspaceIndex:
         except Exception as exc:  # noqa: BLE001 - keep serving; the watcher catches up
             log.warning("cannot index %s: %s", path, exc)
             return
+        trim()  # the embedding batches' buffers
         log.debug("re-indexed %s in %.0f ms", path, (time.perf_counter() - start) * 1000)
 
     # ----- search ------------------------------------------------------------------------

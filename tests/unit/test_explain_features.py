@@ -38,6 +38,8 @@ def test_completion_running_ignores_our_own_requests():
     ls.finished("file:///a.py", completion)
     ls.finished(f"{KEY_PREFIX}hover:file:///a.py", hover)
     assert not ls.completion_running()
+    # every finished request hands the idle trim its time; the trim never runs while busy
+    assert ls.trimmer._busy == ls.busy and time.monotonic() - ls.trimmer._last < 1
 
 
 def test_background_work_waits_for_a_running_completion():

@@ -76,3 +76,54 @@ def test_heap_and_usage_report_what_the_process_allocated() -> None:
     grown, rss, parts = float(out[0]), float(out[1]), float(out[2])
     assert 30 <= grown <= 45  # 400 buffers of 100 kB in all threads' arenas: 38 MiB
     assert abs(rss - parts) <= 1.0 and "'free'" in out[3] and "'mapped'" in out[3]
+
+
+def test_the_idle_trimmer_trims_once_per_burst_and_never_while_busy() -> None:
+    import threading
+    import time
+
+    from slm_lsp.memory import IdleTrimmer
+
+    busy = threading.Event()
+    calls: list[float] = []
+    trimmer = IdleTrimmer(idle_s=0.2, busy=busy.is_set, release=lambda: bool(calls.append(1)))
+    time.sleep(0.4)
+    assert calls == [] and trimmer._thread is None  # nothing happened: no thread, no trim
+    for _ in range(5):  # a burst of requests, each ending before the next
+        trimmer.touch()
+        time.sleep(0.05)
+    assert calls == []  # not before idle_s has passed since the last one
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert len(calls) == 1 == trimmer.trims
+    busy.set()  # a request runs (an explanation, say) long after the last touch
+    trimmer.touch()
+    time.sleep(0.6)
+    assert len(calls) == 1
+    busy.clear()
+    deadline = time.monotonic() + 5
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(calls) == 2
+
+
+def test_a_failing_trim_does_not_end_the_trimmer() -> None:
+    import time
+
+    from slm_lsp.memory import IdleTrimmer
+
+    calls: list[int] = []
+
+    def broken() -> bool:
+        calls.append(1)
+        raise OSError("no")
+
+    trimmer = IdleTrimmer(idle_s=0.05, release=broken)
+    for expected in (1, 2):
+        trimmer.touch()
+        deadline = time.monotonic() + 5
+        while len(calls) < expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(calls) == expected
