@@ -44,3 +44,16 @@ def test_no_more_entries_than_maxsize() -> None:
     for n in range(10):
         echo(str(n))
     assert echo.cache_chars() == 3  # type: ignore[attr-defined]
+
+
+def test_the_definitions_a_source_tree_keeps_are_bounded_by_their_text() -> None:
+    from slm_lsp.symbols import tree as tree_module
+
+    tree = tree_module.SourceTree(None)
+    body = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(2000))  # ~60 KB
+    first = tree.definitions_in("/w/a.py", body)
+    assert len(first) == 2000 and tree.definitions_in("/w/a.py", body) is first  # kept
+    for version in range(200):  # a file typed into: a new text per keystroke
+        tree.definitions_in("/w/a.py", body + f"x = {version}\n")
+    assert tree._parsed.cache_chars() <= tree_module.PARSED_CHARS  # type: ignore[attr-defined]
+    assert tree._parsed.cache_chars() > tree_module.PARSED_CHARS - 2 * len(body)  # type: ignore[attr-defined]
