@@ -31,7 +31,6 @@ from ..backends.base import BackendError, Cancelled
 from ..context import CursorContext
 from ..convert import cursor_context
 from ..engine import WarmRegion, nearest_first
-from ..memory import trim
 from ..server import WARMUP_KEY
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class RegionWarmer:
                 return
             if job is None:
                 if worked:  # the benchmark's reading pause waits for this line
-                    await asyncio.to_thread(trim)  # the state buffers saved and read back
+                    # (the state buffers saved and read back: the idle trim frees them)
                     log.info("region warm-ups done for %s (%d evaluated)", self.focus[0], worked)
                 return
             ctx, region = job
