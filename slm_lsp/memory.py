@@ -105,7 +105,9 @@ def heap() -> dict[str, Any]:
 
 def usage() -> dict[str, Any]:
     """This process's memory in MiB: resident (``rss``: ``anon`` plus mapped files, the
-    model among them, ``file``) and the C ``heap`` (see `heap`); Linux only, else empty."""
+    model among them, ``file``) and the C ``heap`` (see `heap`); and the count of blocks
+    Python's object allocator holds (``python_blocks``: objects that pile up show here).
+    Linux only, else empty."""
     fields = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file"}
     out: dict[str, Any] = {}
     try:
@@ -116,7 +118,7 @@ def usage() -> dict[str, Any]:
                     out[fields[key]] = round(int(value.split()[0]) / 1024, 1)
     except OSError:
         return {}
-    return {**out, "heap": heap()}
+    return {**out, "heap": heap(), "python_blocks": sys.getallocatedblocks()}
 
 
 IDLE_TRIM_S = 3.0

@@ -121,17 +121,61 @@ def proc_sample(pid: int) -> dict[str, float | int | None]:
     return sample
 
 
+THREAD_HEAP = 64 << 20
+"""glibc's threads' arenas are heaps of at most this size, aligned to it (64-bit)."""
+_MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+ *(.*)$")
+
+
+def mappings(pid: int) -> dict[str, float]:
+    """Resident MiB of a process by what holds it (``/proc/PID/smaps``): each mapped file
+    by its name, ``[heap]`` (the main arena), ``[stack]``, the threads' malloc arenas
+    (anonymous, aligned to `THREAD_HEAP`), and ``other anonymous`` (blocks mapped on their
+    own, Python's object arenas, thread stacks, buffers libraries map). Empty if unreadable."""
+    kib: Counter[str] = Counter()
+    label = ""
+    try:
+        with open(f"/proc/{pid}/smaps", encoding="utf-8", errors="replace") as smaps:
+            for line in smaps:
+                head = _MAPPING.match(line)
+                if head:
+                    start, end, name = int(head[1], 16), int(head[2], 16), head[3].strip()
+                    if name:
+                        label = name if name.startswith("[") else Path(name).name
+                    elif start % THREAD_HEAP == 0 and end - start <= THREAD_HEAP:
+                        label = "threads' malloc arenas"
+                    else:
+                        label = "other anonymous"
+                elif line.startswith("Rss:"):
+                    kib[label] += int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return {}
+    return {name: round(value / 1024, 1) for name, value in kib.items() if value}
+
+
+def mapping_growth(first: dict[str, float], last: dict[str, float],
+                   top: int = 10) -> list[tuple[str, float, float]]:
+    """The ``top`` holders whose resident memory changed most between two `mappings`
+    (name, first, last), largest change first; changes under 0.5 MiB left out."""
+    rows = [(name, first.get(name, 0.0), last.get(name, 0.0)) for name in {*first, *last}]
+    rows = [r for r in rows if abs(r[2] - r[1]) >= 0.5]
+    return sorted(rows, key=lambda r: (-abs(r[2] - r[1]), r[0]))[:top]
+
+
 async def heap_sample(server: BenchServer) -> dict[str, float | None]:
     """The server's C heap in MiB, as its `slm.memory` command reports it: blocks in use,
-    free blocks kept by the arenas, blocks mapped on their own (None if it gave none)."""
-    heap: dict[str, Any] = {}
+    free blocks kept by the arenas, blocks mapped on their own; and the thousands of blocks
+    Python's object allocator holds (None where it gave none)."""
+    answer: Any = None
     try:
         answer = await asyncio.wait_for(server.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="slm.memory")), 10)
-        heap = (answer or {}).get("heap") or {}
     except Exception:  # noqa: BLE001 - a sample without the heap, not a failed run
         pass
-    return {f"heap_{k}_mib": heap.get(k) for k in ("in_use", "free", "mapped")}
+    answer = answer or {}
+    heap = answer.get("heap") or {}
+    blocks = answer.get("python_blocks")
+    return {**{f"heap_{k}_mib": heap.get(k) for k in ("in_use", "free", "mapped")},
+            "python_kblocks": None if blocks is None else round(blocks / 1000, 1)}
 
 
 def workspace_copy(packages: list[Package], into: Path) -> Path:
@@ -280,7 +324,8 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
     async def sampler() -> None:
         while not stop.is_set():
             samples.append({"t": round(time.perf_counter() - started, 1),
-                            **proc_sample(server.pid), **await heap_sample(server)})
+                            **proc_sample(server.pid), "maps": mappings(server.pid),
+                            **await heap_sample(server)})
             try:
                 await asyncio.wait_for(stop.wait(), sample_s)
             except asyncio.TimeoutError:
@@ -306,13 +351,16 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
         stop.set()
         await server.stop()
     first_window = (built or 0.0) + warmup_s
+    measured = growth(samples, first_window)
+    for sample in samples:  # the breakdown of the two lowest samples is in the growth
+        sample.pop("maps", None)
     return {"alive": alive, "seconds": round(time.perf_counter() - started, 1),
             "settings": settings, "prebuilt_s": prebuilt_s,
             "build_ended_s": None if built is None else round(built, 1), "warmup_s": warmup_s,
             "index": server.progress_ends[:1],
             "actions": dict(script.tally.actions), "requests": dict(script.tally.requests),
             "errors": script.tally.errors, "samples": samples,
-            "growth": growth(samples, first_window)}
+            "growth": measured}
 
 
 def prebuild(root: Path, home: Path) -> float:
@@ -353,6 +401,7 @@ def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
     for name, rows in (("first", first), ("last", last)):  # what the lowest sample held
         low = min((r for r in rows if r["rss_mib"] is not None), key=lambda r: r["rss_mib"])
         out[f"parts_{name}_mib"] = {k: low.get(k) for k in PARTS}
+        out[f"maps_{name}_mib"] = low.get("maps") or {}
     out["stretches"] = stretches(samples, first_s)
     for key in ("threads", "fds"):
         out[f"{key}_before_most"] = int(max(values(before or first, key)))
@@ -366,9 +415,11 @@ def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
 
 STRETCH_S = 300.0
 """The report's course of memory: the lowest sample of each stretch this long."""
-PARTS = ("anon_mib", "file_mib", "heap_in_use_mib", "heap_free_mib", "heap_mapped_mib")
+PARTS = ("anon_mib", "file_mib", "heap_in_use_mib", "heap_free_mib", "heap_mapped_mib",
+         "python_kblocks")
 """What a resident sample is made of: anonymous and file-backed pages (the model's among
-the latter), and the C heap's blocks in use, free in its arenas, and mapped alone."""
+the latter), and the C heap's blocks in use, free in its arenas, and mapped alone; and
+the thousands of blocks Python's object allocator holds."""
 
 
 def stretches(samples: list[dict[str, Any]], first_s: float) -> list[dict[str, Any]]:
@@ -432,8 +483,10 @@ def _parts(g: dict[str, Any]) -> list[str]:
     first, last = g.get("parts_first_mib") or {}, g.get("parts_last_mib") or {}
     if first.get("anon_mib") is None or last.get("anon_mib") is None:
         return []
-    head = ("anonymous", "mapped files", "C heap in use", "C heap free", "C heap mapped alone")
-    lines = ["What the lowest sample of the first and of the last minute held (MiB), and the "
+    head = ("anonymous", "mapped files", "C heap in use", "C heap free", "C heap mapped alone",
+            "Python blocks (thousands)")
+    lines = ["What the lowest sample of the first and of the last minute held (MiB but the "
+             "last column), and the "
              f"lowest sample of every {STRETCH_S / 60:.0f} minutes:", "",
              f"| | resident | {' | '.join(head)} |", "| --- |" + " ---: |" * (len(head) + 1),
              f"| first minute | {g.get('rss_first_mib')} | "
@@ -443,7 +496,14 @@ def _parts(g: dict[str, Any]) -> list[str]:
     lines += [f"| from {row['from_s']} s | {row['rss_mib']} | "
               + " | ".join(str(row.get(k)) for k in PARTS) + " |"
               for row in g.get("stretches", [])]
-    return [*lines, ""]
+    lines.append("")
+    changed = mapping_growth(g.get("maps_first_mib") or {}, g.get("maps_last_mib") or {})
+    if changed:
+        lines += ["Where the resident memory of those two samples changed most (MiB; from the "
+                  "process's memory map):", "", "| | first minute | last minute | change |",
+                  "| --- | ---: | ---: | ---: |",
+                  *(f"| {name} | {a} | {b} | {b - a:+.1f} |" for name, a, b in changed), ""]
+    return lines
 
 
 def _diff(g: dict[str, Any], key: str) -> int | None:

@@ -85,7 +85,7 @@ def register(server: SlmServer) -> None:
     @server.command("slm.memory")
     def memory(ls: SlmServer, *args: Any) -> dict[str, Any]:
         """Returns the server's memory in MiB: `{rss, anon, file, heap: {in_use, free,
-        mapped}}` (`slm_lsp.memory.usage`; empty off Linux)."""
+        mapped}, python_blocks}` (`slm_lsp.memory.usage`; empty off Linux)."""
         from ..memory import usage
 
         return usage()

@@ -66,6 +66,23 @@ def test_process_sample_of_this_process() -> None:
     assert now["rss_mib"] and now["rss_mib"] > 1 and now["threads"] and now["fds"]
 
 
+def test_mappings_of_this_process_add_up_to_its_resident_memory() -> None:
+    held = soak.mappings(os.getpid())
+    rss = soak.proc_sample(os.getpid())["rss_mib"]
+    assert held and "[heap]" in held and any(name.startswith("libpython") or
+                                             name.startswith("python") for name in held)
+    assert rss is not None and abs(sum(held.values()) - rss) < 0.1 * rss
+
+
+def test_mapping_growth_names_the_largest_changes_first() -> None:
+    first = {"[heap]": 100.0, "model.gguf": 400.0, "other anonymous": 50.0, "libc.so.6": 2.0}
+    last = {"[heap]": 130.0, "model.gguf": 390.0, "other anonymous": 50.2, "libx.so": 3.0}
+    assert soak.mapping_growth(first, last) == [
+        ("[heap]", 100.0, 130.0), ("model.gguf", 400.0, 390.0), ("libx.so", 0.0, 3.0),
+        ("libc.so.6", 2.0, 0.0)]
+    assert soak.mapping_growth(first, last, top=1) == [("[heap]", 100.0, 130.0)]
+
+
 def test_soak_settings_record_the_thread_count() -> None:
     assert soak.soak_settings() == soak.SETTINGS
     assert soak.soak_settings(1) == {**soak.SETTINGS, "model": {"threads": 1}}
@@ -85,6 +102,13 @@ def test_soak_report() -> None:
     assert "- machine: cpu, 2 cores, load average at the start [0.1, 0.2, 0.3], at the end " \
         "[1.0, 1.0, 1.0]; commit abc (dirty)" in text
     assert text.endswith("```\npython -m slm_lsp.bench.soak --minutes 4\n```\n")
+    assert "Where the resident memory" not in text  # samples without their parts
+    for i, row in enumerate(rows):
+        row.update({key: 1.0 for key in soak.PARTS},
+                   maps={"[heap]": 100.0 + i, "model.gguf": 400.0})
+    text = soak.render({**result, "growth": soak.growth(rows, 60.0)})
+    assert "| first minute | 1000.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 |" in text
+    assert "| [heap] | 106.0 | 124.0 | +18.0 |" in text and "| model.gguf |" not in text
 
 
 def task(kind: str, ms: float, during: bool = True, error: str | None = None) -> dict[str, Any]:

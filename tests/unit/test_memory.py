@@ -78,6 +78,15 @@ def test_heap_and_usage_report_what_the_process_allocated() -> None:
     assert abs(rss - parts) <= 1.0 and "'free'" in out[3] and "'mapped'" in out[3]
 
 
+def test_usage_counts_the_blocks_python_holds() -> None:
+    from slm_lsp.memory import usage
+
+    before = usage()["python_blocks"]
+    held = [[n] for n in range(100_000)]  # a list object per element, each a block
+    assert usage()["python_blocks"] - before >= 100_000
+    del held
+
+
 def test_the_idle_trimmer_trims_once_per_burst_and_never_while_busy() -> None:
     import threading
     import time
