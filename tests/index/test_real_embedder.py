@@ -115,3 +115,23 @@ def test_loading_leaves_scikit_learn_unimported_and_working() -> None:
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:4] == ["(1, 384)", "False", "7.0", "True"]
+
+
+def test_the_whole_weights_file_is_resident_once_loaded() -> None:
+    """The weights are a mapped view of the model file; the load reads them all, so the
+    word embeddings' rows do not page in one by one as later texts bring new words."""
+    code = (
+        "import os\n"
+        "from indexer.embedder import SentenceTransformerEmbedder, model_dir\n"
+        "from slm_lsp.bench.soak import mappings\n"
+        "e = SentenceTransformerEmbedder(threads=1)\n"
+        "e.load()\n"
+        "print(mappings(os.getpid()).get('model.safetensors', 0.0))\n"
+        "print((model_dir() / 'model.safetensors').stat().st_size / 2**20)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=300, check=False,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr
+    resident, size = (float(v) for v in result.stdout.split())
+    assert size > 50 and resident >= 0.98 * size, (resident, size)
