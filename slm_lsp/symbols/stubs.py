@@ -87,7 +87,7 @@ def module_constants(text: str, path: str) -> list[Definition]:
     return list(_module_constants(text, path))
 
 
-@text_cache(maxsize=256, max_chars=4 << 20)
+@text_cache(maxsize=256, max_chars=4 << 20, versions=2)
 def _module_constants(text: str, path: str) -> tuple[Definition, ...]:
     tree = parse(text, "python")
     found: list[Definition] = []

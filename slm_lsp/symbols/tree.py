@@ -60,7 +60,8 @@ class SourceTree:
         self._files: dict[str, _FileInfo] = {}
         self._listing: list[str] = []
         self._listed_at = -1e9
-        self._parsed = text_cache(maxsize=256, max_chars=PARSED_CHARS)(definitions)
+        self._parsed = text_cache(maxsize=256, max_chars=PARSED_CHARS,
+                                  versions=2)(definitions)
         """A file's definitions per version of its text (path, text, language)."""
         self._lock = threading.RLock()
 

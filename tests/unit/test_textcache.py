@@ -46,14 +46,40 @@ def test_no_more_entries_than_maxsize() -> None:
     assert echo.cache_chars() == 3  # type: ignore[attr-defined]
 
 
-def test_the_definitions_a_source_tree_keeps_are_bounded_by_their_text() -> None:
+def test_older_versions_of_a_document_go_when_newer_ones_come() -> None:
+    calls: list[str] = []
+
+    @text_cache(maxsize=100, max_chars=10**6, versions=2)
+    def length(text: str, path: str) -> int:
+        calls.append(text)
+        return len(text)
+
+    length("other", "/b.py")
+    for version in range(50):  # a file typed into
+        length("x" * version, "/a.py")
+    kept = len("x" * 48) + len("x" * 49) + 2 * len("/a.py") + len("other") + len("/b.py")
+    assert length.cache_chars() == kept  # type: ignore[attr-defined]
+    length("x" * 49, "/a.py"), length("other", "/b.py")  # the newest and the other file: hits
+    assert calls.count("x" * 49) == 1 and calls.count("other") == 1
+    length("x" * 10, "/a.py")  # an old version is computed again
+    assert calls.count("x" * 10) == 2
+    for n in range(200):  # least recently used entries still go first
+        length(str(n), f"/{n}.py")
+    assert length.cache_chars() <= sum(len(str(n)) + len(f"/{n}.py") for n in range(100, 200))  # type: ignore[attr-defined]
+    length.cache_clear()  # type: ignore[attr-defined]
+    assert length.cache_chars() == 0  # type: ignore[attr-defined]
+
+
+def test_the_definitions_a_source_tree_keeps_are_those_of_the_latest_versions() -> None:
     from slm_lsp.symbols import tree as tree_module
 
     tree = tree_module.SourceTree(None)
     body = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(2000))  # ~60 KB
     first = tree.definitions_in("/w/a.py", body)
+    other = tree.definitions_in("/w/b.py", body)
     assert len(first) == 2000 and tree.definitions_in("/w/a.py", body) is first  # kept
     for version in range(200):  # a file typed into: a new text per keystroke
         tree.definitions_in("/w/a.py", body + f"x = {version}\n")
-    assert tree._parsed.cache_chars() <= tree_module.PARSED_CHARS  # type: ignore[attr-defined]
-    assert tree._parsed.cache_chars() > tree_module.PARSED_CHARS - 2 * len(body)  # type: ignore[attr-defined]
+    kept = tree._parsed.cache_chars()  # type: ignore[attr-defined]
+    assert 3 * len(body) < kept < 3 * len(body) + 100  # two versions of a.py, and b.py
+    assert tree.definitions_in("/w/b.py", body) is other
