@@ -97,6 +97,15 @@ def test_cli_index_and_search(tmp_path: Path) -> None:
     assert json.loads(out)["results"][0]["path"] == "geometry.py"
 
 
+def run_python(code: str) -> str:
+    """The output of ``code`` run by a fresh interpreter in the project (offline)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=300, check=False,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_loading_leaves_scikit_learn_unimported_and_working() -> None:
     """sentence-transformers imports scikit-learn for a function we never call; the
     embedder defers it (~40 MiB). The deferred function still works when called."""
@@ -110,11 +119,7 @@ def test_loading_leaves_scikit_learn_unimported_and_working() -> None:
         "print(pairwise_distances([[0.0, 1.0]], [[3.0, 5.0]], metric='manhattan')[0][0])\n"
         "print('sklearn' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT, timeout=300, check=False,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:4] == ["(1, 384)", "False", "7.0", "True"]
+    assert run_python(code).split("\n")[:4] == ["(1, 384)", "False", "7.0", "True"]
 
 
 def test_the_whole_weights_file_is_resident_once_loaded() -> None:
@@ -129,9 +134,5 @@ def test_the_whole_weights_file_is_resident_once_loaded() -> None:
         "print(mappings(os.getpid()).get('model.safetensors', 0.0))\n"
         "print((model_dir() / 'model.safetensors').stat().st_size / 2**20)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT, timeout=300, check=False,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    assert result.returncode == 0, result.stderr
-    resident, size = (float(v) for v in result.stdout.split())
+    resident, size = (float(v) for v in run_python(code).split())
     assert size > 50 and resident >= 0.98 * size, (resident, size)
