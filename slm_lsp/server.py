@@ -53,7 +53,18 @@ class _Unfit:
 class SlmProtocol(LanguageServerProtocol):
     """pygls's protocol, with an answer for every well-formed request: one whose parameters
     do not fit its method gets an Invalid Params error (pygls drops it unanswered), and a
-    request after `shutdown` gets an Invalid Request error (pygls ignores it)."""
+    request after `shutdown` gets an Invalid Request error (pygls ignores it). And without
+    pygls 2.1's leak: it keeps the future of every notification (a keystroke's `didChange`)
+    under a fresh id that nothing removes; here it goes when the notification is handled."""
+
+    def _execute_handler(self, msg_id: Any, handler: Any, callback: Any,
+                         args: tuple[Any, ...] | None = None,
+                         kwargs: dict[str, Any] | None = None) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if callback == self._check_handler_result:  # a notification: its id is pygls's own
+            future = self._request_futures.get(msg_id)
+            if future is not None:
+                future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

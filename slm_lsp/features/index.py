@@ -75,6 +75,8 @@ class _Progress:
         method = {types.WorkDoneProgressBegin: "begin", types.WorkDoneProgressReport: "report",
                   types.WorkDoneProgressEnd: "end"}[type(value)]
         self.ls.call_soon(getattr(self.ls.work_done_progress, method), self.token, value)
+        if method == "end":  # pygls 2.1 keeps every token it created otherwise
+            self.ls.call_soon(self.ls.work_done_progress.tokens.pop, self.token, None)
 
     def __call__(self, event: IndexProgress) -> None:
         """Report a build event (throttled, but a change of phase always shows)."""
