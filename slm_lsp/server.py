@@ -50,12 +50,25 @@ class _Unfit:
         self.problem = problem
 
 
+class _Futures(dict):  # type: ignore[type-arg]
+    """pygls's pending futures by message id. Handlers finish in worker threads and remove
+    theirs while `shutdown` walks the rest to cancel them: ``items`` is a copy, so that
+    walk never sees the dictionary change size."""
+
+    def items(self) -> Any:
+        return list(super().items())
+
+
 class SlmProtocol(LanguageServerProtocol):
     """pygls's protocol, with an answer for every well-formed request: one whose parameters
     do not fit its method gets an Invalid Params error (pygls drops it unanswered), and a
     request after `shutdown` gets an Invalid Request error (pygls ignores it). And without
     pygls 2.1's leak: it keeps the future of every notification (a keystroke's `didChange`)
     under a fresh id that nothing removes; here it goes when the notification is handled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._request_futures = _Futures(self._request_futures)
 
     def _execute_handler(self, msg_id: Any, handler: Any, callback: Any,
                          args: tuple[Any, ...] | None = None,

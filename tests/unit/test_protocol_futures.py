@@ -81,3 +81,12 @@ def test_a_finished_index_progress_leaves_no_token_behind() -> None:
     progress._send(types.WorkDoneProgressEnd(message="done"))
     assert list(Server.work_done_progress.tokens) == ["other"]
     assert [token for token, _ in Server.work_done_progress.sent] == ["slm-index-1"] * 2
+
+
+def test_pending_futures_can_go_while_shutdown_walks_them() -> None:
+    server = SlmServer(factory=lambda settings: None)
+    futures = server.protocol._request_futures
+    futures.update({f"id-{n}": n for n in range(100)})
+    for msg_id, _ in futures.items():  # as pygls's shutdown does, while handlers finish
+        futures.pop(msg_id, None)
+    assert futures == {}
