@@ -69,7 +69,7 @@ class Found:
     model mostly needs to know that the name exists and how to call it)."""
 
 
-@text_cache(maxsize=16, max_chars=4 << 20)
+@text_cache(maxsize=64, max_chars=4 << 20)
 def _imports(text: str, language: str | None) -> tuple[Import, ...]:
     return tuple(imports_of(text, language))
 

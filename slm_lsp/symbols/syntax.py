@@ -114,7 +114,7 @@ MAX_PARSE_CHARS = 2 * 1024 * 1024
 a data dump, not code to complete with definitions)."""
 
 
-@text_cache(maxsize=6, max_chars=4 << 20)
+@text_cache(maxsize=16, max_chars=4 << 20)
 def parse(text: str, language: str | None) -> Tree | None:
     """A syntax tree, or None for languages without a grammar here and for texts over
     ``MAX_PARSE_CHARS`` (the last few are kept: a request reads the same text for its
