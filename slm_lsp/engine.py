@@ -151,7 +151,9 @@ class ResultCache:
             self._entries.clear()
 
 
-_HEAL_TAIL = re.compile(r"(?:\r?\n[ \t]{0,200}|[ \t]{0,200})[A-Za-z0-9_]{0,48}$")
+_HEAL_TAIL = re.compile(r"(?:\r?\n[ \t]{0,200}|[ \t]{0,200})[A-Za-z0-9_]{0,48}\Z")
+"""Anchored with ``\\Z``: ``$`` also matches before a final line break, which took the
+last word of the line above for the healed text of a cursor at the start of a line."""
 
 
 def heal_text(prefix: str) -> str:

@@ -113,6 +113,15 @@ def test_partly_typed_word_is_healed_not_left_in_the_prompt():
     assert out.text == "ute(a, b)"
 
 
+def test_a_cursor_at_the_start_of_a_line_heals_only_the_line_break():
+    backend = FakeBackend("y = 2")
+    engine = CompletionEngine(backend, CompletionSettings())
+    out = engine.complete(ctx_at("x = True\n|\n"))
+    assert backend.forced == ["\n"]
+    assert "<|fim_prefix|>x = True<|fim_suffix|>" in backend.prompts[-1]
+    assert out.text == "y = 2"
+
+
 def test_indentation_of_a_new_line_is_healed_with_its_line_break():
     backend = FakeBackend("return 1")
     engine = CompletionEngine(backend, CompletionSettings())
@@ -133,6 +142,8 @@ def test_heal_text_covers_the_word_and_the_blanks_before_it():
     assert heal_text("if x:\n        ret") == "\n        ret"
     assert heal_text("if x:\r\n\t") == "\r\n\t"
     assert heal_text("a\n\n") == "\n"
+    assert heal_text("import os\n") == "\n"  # the line break only, never the word above it
+    assert heal_text("x = True\r\n") == "\r\n"
     assert heal_text("") == ""
     assert heal_text(" " * 5000) == " " * 200  # bounded, however long the blank run
 
