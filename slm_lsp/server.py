@@ -23,7 +23,7 @@ from pygls.protocol import LanguageServerProtocol
 from . import __version__
 from .memory import IdleTrimmer
 from .runtime import BackendFactory, ModelHost, load_llama
-from .settings import Settings, parse_settings
+from .settings import LOGGERS, Settings, parse_settings
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,8 @@ class SlmServer(LanguageServer):
         """When the last completion ended."""
         self.trimmer = IdleTrimmer(busy=self.busy)
         """Gives the heap's free pages back once requests have stopped for a while."""
+        self.start_log_level = logging.getLogger("slm_lsp").level
+        """The level set at start (`--log-level`), kept while the editor sends none."""
 
     # -- settings ---------------------------------------------------------------------
 
@@ -135,7 +137,10 @@ class SlmServer(LanguageServer):
         for problem in problems:
             log.warning("%s: %s", source, problem)
             self.show(problem, types.MessageType.Warning)
-        logging.getLogger("slm_lsp").setLevel(settings.log_level.upper())
+        sent = isinstance(raw, dict) and raw.get("logLevel") == settings.log_level
+        for name in LOGGERS:
+            logging.getLogger(name).setLevel(settings.log_level.upper() if sent
+                                             else self.start_log_level)
         self.settings = settings
         self.host.configure(settings)
         for hook in self.settings_hooks:

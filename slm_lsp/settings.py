@@ -17,6 +17,9 @@ import textwrap
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, get_type_hints
 
+LOGGERS = ("slm_lsp", "indexer", "prompts")
+"""The project's loggers: `--log-level` and `slm.logLevel` set all three."""
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -135,7 +138,8 @@ class Settings:
     explain: ExplainSettings = field(default_factory=ExplainSettings)
     """Hover explanations."""
     log_level: str = "info"
-    """Server log level: debug, info, warning or error (logs go to stderr)."""
+    """Server log level: debug, info, warning or error (logs go to stderr). Sent by the
+    editor, it replaces the server's `--log-level`."""
 
 
 # Extra validation beyond the type: field path -> (check, description).
@@ -242,7 +246,7 @@ def _field_docs(cls: type) -> dict[str, str]:
     for node, nxt in zip(body, body[1:], strict=False):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
-            docs[node.target.id] = str(nxt.value.value).strip()
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())  # one line
     return docs
 
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..settings import LOGGERS
+
 
 def setup_logging(level: str, log_file: str | None = None) -> None:
     handler: logging.Handler = (
@@ -18,7 +20,7 @@ def setup_logging(level: str, log_file: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    for name in ("slm_lsp", "indexer", "prompts"):
+    for name in LOGGERS:
         logging.getLogger(name).setLevel(level.upper())
 
 

@@ -108,3 +108,26 @@ def test_split_at_does_not_split_a_huge_document_into_lines():
         tracemalloc.stop()
     assert prefix.endswith("x ") and suffix.startswith("= 1\n") and len(prefix) == 6 * 150_000 + 2
     assert peak < 1.5 * len(text), peak  # the two halves; 200,000 line strings would be ~10x
+
+
+def test_the_start_log_level_stays_until_the_editor_sends_one():
+    """`serve --log-level debug` is not undone by a configuration without `logLevel`."""
+    import logging
+
+    from slm_lsp.features import build_server
+
+    loggers = [logging.getLogger(name) for name in ("slm_lsp", "indexer", "prompts")]
+    before = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.DEBUG)
+        ls = build_server()
+        ls.apply_settings({"completion": {"maxTokens": 12}}, source="test")
+        assert [lg.level for lg in loggers] == [logging.DEBUG] * 3
+        ls.apply_settings({"logLevel": "warning"}, source="test")
+        assert [lg.level for lg in loggers] == [logging.WARNING] * 3
+        ls.apply_settings({"logLevel": "loud"}, source="test")  # not a level: the start one
+        assert [lg.level for lg in loggers] == [logging.DEBUG] * 3
+    finally:
+        for lg, level in zip(loggers, before, strict=True):
+            lg.setLevel(level)
