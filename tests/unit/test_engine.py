@@ -46,6 +46,29 @@ def test_same_position_is_served_from_cache():
     assert len(backend.prompts) == 1
 
 
+def test_the_result_cache_keeps_no_copy_of_the_document():
+    import tracemalloc
+
+    from slm_lsp.engine import ResultCache
+
+    def place(n: int, line: str = "x = 1\n") -> tuple[str, str]:
+        """A cursor in a 200 kB document, with ``n`` typed on its line."""
+        return line * 16_000 + f"v{n}", f" = {n}\n" + line * 16_000
+
+    cache = ResultCache(size=64)
+    tracemalloc.start()
+    try:
+        for n in range(64):
+            cache.put(*place(n), "y = 2", None)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1 << 20, held  # the texts would be 12.8 MB
+    assert cache.get(*place(63)) is not None
+    assert cache.get(*place(63, "x = 2\n")) is None  # same lengths, other text
+    assert cache.get(place(63)[0], place(63, "x = 2\n")[1]) is None
+
+
 def test_typing_along_a_suggestion_is_served_without_the_model():
     backend = FakeBackend("compute(a, b)")
     engine = CompletionEngine(backend, CompletionSettings())
