@@ -114,7 +114,14 @@ MAX_PARSE_CHARS = 2 * 1024 * 1024
 a data dump, not code to complete with definitions)."""
 
 
-@text_cache(maxsize=16, max_chars=4 << 20)
+TREE_CHARS = 1 << 20
+"""Text (in characters) of the documents whose trees are kept. A tree takes about 30 bytes
+per character (16 trees of jinja2/compiler.py, 72 kB: 33.7 MiB resident), so this keeps
+about 30 MiB of trees; at 4 Mi characters up to 120 MiB could stay, in the malloc arenas of
+the threads that parsed."""
+
+
+@text_cache(maxsize=16, max_chars=TREE_CHARS)
 def parse(text: str, language: str | None) -> Tree | None:
     """A syntax tree, or None for languages without a grammar here and for texts over
     ``MAX_PARSE_CHARS`` (the last few are kept: a request reads the same text for its

@@ -54,3 +54,15 @@ def test_common_prefix_and_suffix() -> None:
     assert syntax._common_suffix(b"aaaa", b"aaaaaa", 4) == 4
     assert syntax._common_prefix(b"", b"abc") == 0
     assert syntax._point(b"ab\ncd\nef", 7) == (2, 1)
+
+
+def test_the_kept_trees_are_bounded_by_their_texts() -> None:
+    """Trees take about 30 bytes per character: the cache keeps ~1 Mi characters' worth."""
+    syntax.parse.cache_clear()  # type: ignore[attr-defined]
+    texts = [f"# file {n}\n" + SOURCE * 6 for n in range(16)]  # 16 files of ~73 kB
+    trees = [syntax.parse(text, "python") for text in texts]
+    assert all(tree is not None for tree in trees)
+    kept = syntax.parse.cache_chars()  # type: ignore[attr-defined]
+    assert 0 < kept <= syntax.TREE_CHARS < sum(map(len, texts)), kept
+    assert syntax.parse(texts[-1], "python") is trees[-1]  # the latest is still there
+    syntax.parse.cache_clear()  # type: ignore[attr-defined]
