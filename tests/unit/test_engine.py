@@ -127,31 +127,21 @@ def test_every_family_builds_a_prompt():
         assert CompletionEngine(backend, CompletionSettings()).complete(ctx_at("y = |\n")).text == "z"
 
 
-def test_partly_typed_word_is_healed_not_left_in_the_prompt():
-    backend = FakeBackend(" compute(a, b)")
-    engine = CompletionEngine(backend, CompletionSettings())
-    out = engine.complete(ctx_at("x = comp|\n"))
-    assert backend.forced == [" comp"]
-    assert "<|fim_prefix|>x =<|fim_suffix|>" in backend.prompts[-1]
-    assert out.text == "ute(a, b)"
-
-
-def test_a_cursor_at_the_start_of_a_line_heals_only_the_line_break():
-    backend = FakeBackend("y = 2")
-    engine = CompletionEngine(backend, CompletionSettings())
-    out = engine.complete(ctx_at("x = True\n|\n"))
-    assert backend.forced == ["\n"]
-    assert "<|fim_prefix|>x = True<|fim_suffix|>" in backend.prompts[-1]
-    assert out.text == "y = 2"
-
-
-def test_indentation_of_a_new_line_is_healed_with_its_line_break():
-    backend = FakeBackend("return 1")
-    engine = CompletionEngine(backend, CompletionSettings())
-    out = engine.complete(ctx_at("def f():\n    |\n"))
-    assert backend.forced == ["\n    "]
-    assert "<|fim_prefix|>def f():<|fim_suffix|>" in backend.prompts[-1]
-    assert out.text == "return 1"
+@pytest.mark.parametrize(("before", "answer", "healed", "prompt_prefix", "shown"), [
+    # a partly typed word is regenerated, not left in the prompt
+    ("x = comp|\n", " compute(a, b)", " comp", "x =", "ute(a, b)"),
+    # a cursor at the start of a line: its line break only, never the word above
+    ("x = True\n|\n", "y = 2", "\n", "x = True", "y = 2"),
+    # the indentation of a new line, with its line break
+    ("def f():\n    |\n", "return 1", "\n    ", "def f():", "return 1"),
+])
+def test_the_healed_text_is_forced_and_left_out_of_the_prompt(
+        before: str, answer: str, healed: str, prompt_prefix: str, shown: str) -> None:
+    backend = FakeBackend(answer)
+    out = CompletionEngine(backend, CompletionSettings()).complete(ctx_at(before))
+    assert backend.forced == [healed]
+    assert f"<|fim_prefix|>{prompt_prefix}<|fim_suffix|>" in backend.prompts[-1]
+    assert out.text == shown
 
 
 def test_heal_text_covers_the_word_and_the_blanks_before_it():
