@@ -452,12 +452,28 @@ def test_a_broken_saved_index_is_rebuilt_with_one_message(workspace: Path) -> No
     feature.on_shutdown()
 
 
+def record_updates(feature: Any) -> list[str]:
+    """The texts the index has finished taking through update_file, in order.
+
+    A text is listed only once its update has returned, so a test that sees it
+    can search for it at once.
+    """
+    calls: list[str] = []
+    update = feature.index.update_file
+
+    def recorded(path: str, text: str) -> bool:
+        done = update(path, text)
+        calls.append(text)
+        return done
+
+    feature.index.update_file = recorded
+    return calls
+
+
 def test_unsaved_edits_are_indexed_once_after_a_pause(workspace: Path) -> None:
     feature, server = start_feature(workspace)
     assert feature.ready.wait(30)
-    calls: list[str] = []
-    update = feature.index.update_file
-    feature.index.update_file = lambda path, text: calls.append(text) or update(path, text)
+    calls = record_updates(feature)
     uri = (workspace / "shop" / "shipping.py").as_uri()
     for n in range(1, 4):
         server.workspace.text_documents[uri] = SimpleNamespace(
@@ -481,9 +497,7 @@ def test_an_edit_during_a_build_is_indexed_after_it(workspace: Path) -> None:
     while server.calls < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert feature.building() and feature.loaded.is_set()
-    calls: list[str] = []
-    update = feature.index.update_file
-    feature.index.update_file = lambda path, text: calls.append(text) or update(path, text)
+    calls = record_updates(feature)
     uri = (workspace / "shop" / "shipping.py").as_uri()
     server.workspace.text_documents[uri] = SimpleNamespace(
         source="def parcel_shipping_cost(weight):\n    return weight * 3\n")
