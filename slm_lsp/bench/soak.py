@@ -10,18 +10,21 @@ to far places and asks there, hovers names, and saves (the file is written to di
 `didSave`). Every typed line is put back afterwards, so documents keep their size.
 
 The server's resident memory, threads and open file descriptors are sampled every
-``--sample-s`` seconds. The first window (a minute) starts ``--warmup-s`` after the first
-index build ended; ``--minutes`` later the run ends, and the last minute is the last
-window. With ``--prebuilt``, `slm-lsp index` builds the index into the cache home before
-the server starts, so the server's first build only checks it (the editing script slows
-a first build to a crawl: it yields to every completion). Resident memory: the lowest
-sample of each window (the median is reported too). A leak is in every sample, while the
-session's bursts come and go within seconds: an explanation context (about 75 MiB) from a
-hover until `slm.explain.releaseAfterS` passes, embedding and index-save buffers after a
-save. The median of a window moved with where those bursts fell. Threads and
-descriptors leak when the fewest of the last window outnumber the most of the first
-(build threads and timers come and go). Writes ``--out`` (JSON) and the Markdown report
-next to it.
+``--sample-s`` seconds. Memory is compared at rest: ``--warmup-s`` after the first index
+build ended the script stops for a rest, then edits for ``--minutes``, then rests again.
+A rest lasts `slm.explain.releaseAfterS` and `REST_WINDOW_S` more, and its window is its
+last `REST_WINDOW_S`: by then an explanation context (about 75 MiB, kept that long after
+a hover) has been freed, and so have the buffers of a re-index after a save (seconds), so
+what is left is what the server keeps. Resident memory: the lowest sample of each window
+(the median is reported too). Earlier versions compared the lowest sample of the first and
+the last minute of editing; with a hover about once a minute, an explanation context
+could be open through the whole last minute (bench/soak.md at befd1d0: +111.5 MiB, of
+which the 5-minute floors say about 45 were kept). Threads and descriptors leak when the
+fewest of the last window outnumber the most sampled since the first (build threads and
+timers come and go). With ``--prebuilt``, `slm-lsp index` builds the index into the cache
+home before the server starts, so the server's first build only checks it (the editing
+script slows a first build to a crawl: it yields to every completion). Writes ``--out``
+(JSON) and the Markdown report next to it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from ..settings import ExplainSettings
 from .client import BenchServer, Pending
 from .index import DEFAULT_DEVSET, Package, fetch_wheel, read_devset, unpack
 from .machine import (
@@ -64,8 +68,8 @@ from .targets import candidate_lines, read_source
 
 GROWTH_LIMIT_MIB = 50.0
 """The most the resident memory may grow from the first window to the last."""
-WINDOW_S = 60.0
-"""Length of the first and the last window compared."""
+REST_WINDOW_S = 30.0
+"""Length of the first and the last window compared: the end of each rest."""
 KEYSTROKE_S = 0.08
 """Editor pace while typing."""
 MAX_TYPED = 24
@@ -296,12 +300,26 @@ SETTINGS: dict[str, Any] = {"index": {"context": "both"}}
 to date on every save (the default definition context needs no index)."""
 
 
-def soak_settings(threads: int = 0) -> dict[str, Any]:
-    """`SETTINGS`, with ``model.threads`` when ``threads`` is not 0 (the default: all cores).
+def soak_settings(threads: int = 0, release_s: int | None = None) -> dict[str, Any]:
+    """`SETTINGS`, with ``model.threads`` when ``threads`` is not 0 (the default: all cores)
+    and ``explain.releaseAfterS`` when ``release_s`` is given (the default: the server's).
 
     Fewer model threads leave a core to another benchmark running beside the soak, which
-    measures memory, threads and descriptors, not speed."""
-    return {**SETTINGS, "model": {"threads": threads}} if threads else dict(SETTINGS)
+    measures memory, threads and descriptors, not speed. A shorter release shortens the
+    rests (the five-minute test)."""
+    out = dict(SETTINGS)
+    if threads:
+        out["model"] = {"threads": threads}
+    if release_s is not None:
+        out["explain"] = {"releaseAfterS": release_s}
+    return out
+
+
+def rest_s(settings: dict[str, Any]) -> float:
+    """How long the script rests before a window: until an explanation context opened
+    just before has been freed, then the window."""
+    release = settings.get("explain", {}).get("releaseAfterS", ExplainSettings.release_after_s)
+    return float(release) + REST_WINDOW_S
 
 
 async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s: float,
@@ -334,24 +352,37 @@ async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s
     task = asyncio.create_task(sampler())
     alive = True
     built: float | None = None
+    windows: list[tuple[float, float]] = []
+
+    async def rest() -> None:
+        await asyncio.sleep(rest_s(settings))
+        now = time.perf_counter() - started
+        windows.append((now - REST_WINDOW_S, now))
+
     try:
         await warm_up(server)
-        end = started + BUILD_WAIT_S + warmup_s + minutes * 60  # unless the build ends
-        while time.perf_counter() < end:
+        end = started + BUILD_WAIT_S + warmup_s  # unless the build ends
+        while alive and time.perf_counter() < end:
             await script.step()
-            if not server.alive():
-                alive = False
-                break
+            alive = server.alive()
             if built is None and server.progress_ends:  # the first build ended: warm up
                 built = time.perf_counter() - started
-                end = started + built + warmup_s + minutes * 60
+                end = started + built + warmup_s
+        if alive:
+            await rest()
+            end = time.perf_counter() + minutes * 60
+            while alive and time.perf_counter() < end:
+                await script.step()
+                alive = server.alive()
+        if alive:
+            await rest()
         stop.set()
         await task
     finally:
         stop.set()
         await server.stop()
-    first_window = (built or 0.0) + warmup_s
-    measured = growth(samples, first_window)
+    measured = growth(samples, *windows) if len(windows) == 2 else {
+        "met": False, "why": "the server died before the last window"}
     for sample in samples:  # the breakdown of the two lowest samples is in the growth
         sample.pop("maps", None)
     return {"alive": alive, "seconds": round(time.perf_counter() - started, 1),
@@ -371,28 +402,29 @@ def prebuild(root: Path, home: Path) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def growth(samples: list[dict[str, Any]], first_s: float) -> dict[str, Any]:
-    """The window from ``first_s`` against the last window: the lowest resident memory of
-    each (a leak raises it, a burst of work does not; medians are kept for the report); and
-    threads and descriptors, which leak when the fewest of the last window outnumber the
-    most sampled from ``first_s`` until the last window. Timers' and loaders' threads come
+def growth(samples: list[dict[str, Any]], first_window: tuple[float, float],
+           last_window: tuple[float, float]) -> dict[str, Any]:
+    """The first window against the last (each a start and an end, in seconds): the lowest
+    resident memory of each (a leak raises it, a burst of work does not; medians are kept
+    for the report); and threads and descriptors, which leak when the fewest of the last
+    window outnumber the most sampled from the first window until the last. Timers' and loaders' threads come
     and go; a pool (asyncio's default executor holds up to six threads on two cores) adds a
     thread once, the first time that many calls overlap, which may be after the first
     window (a CI run: 28 threads at most in the first window, 29 from then on). A leaked
     thread or descriptor never returns, so each leaking action raises the floor again."""
-    last_t = samples[-1]["t"] if samples else 0.0
-    first = [s for s in samples if first_s <= s["t"] < first_s + WINDOW_S]
-    last = [s for s in samples if s["t"] > last_t - WINDOW_S]
-    before = [s for s in samples if first_s <= s["t"] <= last_t - WINDOW_S]
+    (first_s, first_end), (last_s, last_end) = first_window, last_window
+    first = [s for s in samples if first_s <= s["t"] <= first_end]
+    last = [s for s in samples if last_s <= s["t"] <= last_end]
+    before = [s for s in samples if first_s <= s["t"] < last_s]
     if not first or not last:
-        return {"met": False, "why": "the run was too short for two windows"}
+        return {"met": False, "why": "no samples in a window"}
 
     def values(rows: list[dict[str, Any]], key: str) -> list[float]:
         return [float(r[key]) for r in rows if r[key] is not None]
 
     out: dict[str, Any] = {
-        "first_window_s": [round(first_s, 1), round(first_s + WINDOW_S, 1)],
-        "last_window_s": [round(last_t - WINDOW_S, 1), last_t],
+        "first_window_s": [round(first_s, 1), round(first_end, 1)],
+        "last_window_s": [round(last_s, 1), round(last_end, 1)],
         "rss_first_mib": round(min(values(first, "rss_mib")), 1),
         "rss_last_mib": round(min(values(last, "rss_mib")), 1),
         "rss_first_median_mib": round(statistics.median(values(first, "rss_mib")), 1),
@@ -447,7 +479,8 @@ def render(result: dict[str, Any]) -> str:
         + (f"the index was built by `slm-lsp index` before the server started (in "
            f"{result['prebuilt_s']} s), " if result.get("prebuilt_s") is not None else "")
         + f"the first index build ended at {result['build_ended_s']} s, then {result['warmup_s']:.0f} s "
-        f"of warm-up and {result['minutes']} minutes measured; the server "
+        f"of warm-up, a rest of {rest_s(result['settings']):.0f} s, {result['minutes']} minutes of "
+        f"editing and a rest as long; each window is the end of a rest; the server "
         f"{'stayed up' if result['alive'] else 'DIED'}.",
         "",
         f"- actions: {', '.join(f'{k} {v}' for k, v in sorted(result['actions'].items()))}",
@@ -455,13 +488,14 @@ def render(result: dict[str, Any]) -> str:
         f"- errors: {len(result['errors'])}" + (f" (first: {result['errors'][0]})"
                                                  if result["errors"] else ""),
         "",
-        "| | first minute after the warm-up | last minute | growth (limit) |",
+        f"| | at rest after the warm-up ({_window(g, 'first')}) | at rest after the editing "
+        f"({_window(g, 'last')}) | growth (limit) |",
         "| --- | ---: | ---: | ---: |",
         f"| resident memory, lowest sample MiB | {g.get('rss_first_mib')} | {g.get('rss_last_mib')} | "
         f"{g.get('rss_growth_mib')} ({GROWTH_LIMIT_MIB:.0f}) |",
         f"| resident memory, median MiB (not judged) | {g.get('rss_first_median_mib')} | "
         f"{g.get('rss_last_median_mib')} | |",
-        f"| threads: most before the last minute, fewest in it | {g.get('threads_before_most')} | "
+        f"| threads: most before the last window, fewest in it | {g.get('threads_before_most')} | "
         f"{g.get('threads_last_fewest')} | {_diff(g, 'threads')} (0) |",
         f"| open file descriptors: most, fewest | {g.get('fds_before_most')} | "
         f"{g.get('fds_last_fewest')} | {_diff(g, 'fds')} (0) |",
@@ -485,13 +519,13 @@ def _parts(g: dict[str, Any]) -> list[str]:
         return []
     head = ("anonymous", "mapped files", "C heap in use", "C heap free", "C heap mapped alone",
             "Python blocks (thousands)")
-    lines = ["What the lowest sample of the first and of the last minute held (MiB but the "
+    lines = ["What the lowest sample of the first and of the last window held (MiB but the "
              "last column), and the "
              f"lowest sample of every {STRETCH_S / 60:.0f} minutes:", "",
              f"| | resident | {' | '.join(head)} |", "| --- |" + " ---: |" * (len(head) + 1),
-             f"| first minute | {g.get('rss_first_mib')} | "
+             f"| first window | {g.get('rss_first_mib')} | "
              + " | ".join(str(first.get(k)) for k in PARTS) + " |",
-             f"| last minute | {g.get('rss_last_mib')} | "
+             f"| last window | {g.get('rss_last_mib')} | "
              + " | ".join(str(last.get(k)) for k in PARTS) + " |"]
     lines += [f"| from {row['from_s']} s | {row['rss_mib']} | "
               + " | ".join(str(row.get(k)) for k in PARTS) + " |"
@@ -500,10 +534,16 @@ def _parts(g: dict[str, Any]) -> list[str]:
     changed = mapping_growth(g.get("maps_first_mib") or {}, g.get("maps_last_mib") or {})
     if changed:
         lines += ["Where the resident memory of those two samples changed most (MiB; from the "
-                  "process's memory map):", "", "| | first minute | last minute | change |",
+                  "process's memory map):", "", "| | first window | last window | change |",
                   "| --- | ---: | ---: | ---: |",
                   *(f"| {name} | {a} | {b} | {b - a:+.1f} |" for name, a, b in changed), ""]
     return lines
+
+
+def _window(g: dict[str, Any], which: str) -> str:
+    """A window's seconds since the server started, as the report prints them."""
+    start, end = g.get(f"{which}_window_s") or (None, None)
+    return "no window" if start is None else f"{start:.0f}-{end:.0f} s"
 
 
 def _diff(g: dict[str, Any], key: str) -> int | None:
@@ -513,10 +553,12 @@ def _diff(g: dict[str, Any], key: str) -> int | None:
 
 def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         devset: Path | None, log: Path, only: str | None = None,
-        threads: int = 0, prebuilt: bool = False) -> dict[str, Any]:
+        threads: int = 0, prebuilt: bool = False,
+        release_s: int | None = None) -> dict[str, Any]:
     """The whole soak in a temporary workspace and cache home (``only``: the one dev-set
     package of that name; ``threads``: the model's, 0 for the default; ``prebuilt``: the
-    index built before the server starts)."""
+    index built before the server starts; ``release_s``: `slm.explain.releaseAfterS`,
+    None for the server's default)."""
     packages = read_devset(devset) if devset is not None and devset.is_file() else list(DEV_SET)
     if only is not None:
         packages = [p for p in packages if p.name == only]
@@ -528,7 +570,7 @@ def run(minutes: float, warmup_s: float, sample_s: float, seed: int,
         home = Path(tmp) / "home"
         home.mkdir()
         result = asyncio.run(soak(root, home, minutes, warmup_s, sample_s, seed, log,
-                                      soak_settings(threads), prebuilt))
+                                      soak_settings(threads, release_s), prebuilt))
     result.update(minutes=minutes, packages=[p.requirement for p in packages],
                   machine=where, commit=commit(PROJECT), load_end=load_average())
     return result
@@ -547,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="one dev-set package (by name) instead of all")
     parser.add_argument("--threads", type=int, default=0,
                         help="model.threads for the server (default 0: the server's default)")
+    parser.add_argument("--release-s", type=int, default=None,
+                        help="slm.explain.releaseAfterS for the server, which sets how long "
+                             "the rests are (default: the server's own, 60)")
     parser.add_argument("--prebuilt", action="store_true",
                         help="build the index with `slm-lsp index` before the server starts")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "soak.json")
@@ -555,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     args.log.parent.mkdir(parents=True, exist_ok=True)
     args.log.unlink(missing_ok=True)
     result = run(args.minutes, args.warmup_s, args.sample_s, args.seed, args.devset, args.log,
-                 args.only, args.threads, args.prebuilt)
+                 args.only, args.threads, args.prebuilt, args.release_s)
     result["command"] = shlex.join(["python", "-m", "slm_lsp.bench.soak",
                                     *(sys.argv[1:] if argv is None else argv)])
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,50 +15,60 @@ def samples(rss: list[float], threads: list[int], fds: list[int],
             for i, (r, t, f) in enumerate(zip(rss, threads, fds, strict=True))]
 
 
-def test_growth_compares_the_first_window_after_the_warmup_with_the_last() -> None:
-    # 0-50 s: the build (ignored); 60-110 s the first window; the last minute at the end.
+FIRST, LAST = (60.0, 110.0), (240.0, 290.0)
+"""The two windows of 30 samples 10 s apart: 0-50 s the build (ignored), then the first
+window; the last at the end."""
+
+
+def test_growth_compares_the_first_window_with_the_last() -> None:
     rss = [900.0] * 6 + [1000.0] * 6 + [1010.0] * 12 + [1040.0] * 6
     rows = samples(rss, [20] * 30, [12] * 30)
-    g = soak.growth(rows, first_s=60.0)
+    g = soak.growth(rows, FIRST, LAST)
     assert g["rss_first_mib"] == 1000.0 and g["rss_last_mib"] == 1040.0
+    assert g["first_window_s"] == [60.0, 110.0] and g["last_window_s"] == [240.0, 290.0]
     assert g["rss_growth_mib"] == 40.0 and g["met"]
-    too_much = soak.growth(samples([*rss[:-6], *[1060.0] * 6], [20] * 30, [12] * 30), 60.0)
+    too_much = soak.growth(samples([*rss[:-6], *[1060.0] * 6], [20] * 30, [12] * 30),
+                           FIRST, LAST)
     assert too_much["rss_growth_mib"] == 60.0 and not too_much["met"]
+    # samples outside the windows do not count, however high or low
+    dip = soak.growth(samples([*rss[:12], *[500.0] * 12, *rss[24:]], [20] * 30, [12] * 30),
+                      FIRST, LAST)
+    assert dip["rss_first_mib"] == 1000.0 and dip["rss_growth_mib"] == 40.0
 
 
 def test_a_burst_in_the_last_window_is_not_growth_but_a_raised_floor_is() -> None:
     # An explanation context (75 MiB) alive for most of the last minute, then freed.
     burst = [900.0] * 6 + [1000.0] * 6 + [1000.0] * 12 + [1075.0] * 5 + [1000.0]
-    g = soak.growth(samples(burst, [20] * 30, [12] * 30), 60.0)
+    g = soak.growth(samples(burst, [20] * 30, [12] * 30), FIRST, LAST)
     assert g["rss_last_median_mib"] == 1075.0 and g["rss_growth_mib"] == 0.0 and g["met"]
     leak = [900.0] * 6 + [1000.0] * 6 + [1030.0] * 12 + [1135.0] * 5 + [1060.0]
-    g = soak.growth(samples(leak, [20] * 30, [12] * 30), 60.0)
+    g = soak.growth(samples(leak, [20] * 30, [12] * 30), FIRST, LAST)
     assert g["rss_growth_mib"] == 60.0 and not g["met"]
 
 
 def test_threads_or_descriptors_that_never_return_count_as_a_leak() -> None:
     threads = [20] * 6 + [20, 24, 20, 22, 20, 20] + [22] * 12 + [23, 24, 22, 23, 22, 22]
-    come_and_go = soak.growth(samples([1000.0] * 30, threads, [12] * 30), 60.0)
+    come_and_go = soak.growth(samples([1000.0] * 30, threads, [12] * 30), FIRST, LAST)
     assert come_and_go["threads_before_most"] == 24 and come_and_go["threads_last_fewest"] == 22
     assert come_and_go["met"]
     fds = [12] * 6 + [12 + i // 6 for i in range(24)]  # one more every minute
-    leak = soak.growth(samples([1000.0] * 30, [20] * 30, fds), 60.0)
+    leak = soak.growth(samples([1000.0] * 30, [20] * 30, fds), FIRST, LAST)
     assert leak["fds_last_fewest"] == 15 > leak["fds_before_most"] == 14 and not leak["met"]
 
 
 def test_a_pool_that_grows_once_is_not_a_leak_but_a_rising_floor_is() -> None:
     # 60-110 s the first window; a pool thread added at 150 s stays to the end.
     once = [20] * 6 + [20] * 6 + [20] * 3 + [21] * 15
-    pool = soak.growth(samples([1000.0] * 30, once, [12] * 30), 60.0)
+    pool = soak.growth(samples([1000.0] * 30, once, [12] * 30), FIRST, LAST)
     assert pool["threads_before_most"] == 21 == pool["threads_last_fewest"] and pool["met"]
     # One thread more with every action, none returned: the last minute's floor is new.
     rising = [20] * 6 + [20 + i // 3 for i in range(24)]
-    leak = soak.growth(samples([1000.0] * 30, rising, [12] * 30), 60.0)
+    leak = soak.growth(samples([1000.0] * 30, rising, [12] * 30), FIRST, LAST)
     assert leak["threads_last_fewest"] > leak["threads_before_most"] and not leak["met"]
 
 
 def test_a_run_too_short_for_two_windows_is_not_met() -> None:
-    assert not soak.growth(samples([1.0] * 3, [1] * 3, [1] * 3), 60.0)["met"]
+    assert not soak.growth(samples([1.0] * 3, [1] * 3, [1] * 3), FIRST, LAST)["met"]
 
 
 def test_process_sample_of_this_process() -> None:
@@ -88,17 +98,28 @@ def test_soak_settings_record_the_thread_count() -> None:
     assert soak.soak_settings(1) == {**soak.SETTINGS, "model": {"threads": 1}}
 
 
+def test_a_rest_outlasts_an_explanation_context_by_the_window() -> None:
+    from slm_lsp.settings import ExplainSettings
+
+    assert soak.rest_s(soak.soak_settings()) == ExplainSettings.release_after_s + soak.REST_WINDOW_S
+    short = soak.soak_settings(release_s=10)
+    assert short["explain"] == {"releaseAfterS": 10}
+    assert soak.rest_s(short) == 10 + soak.REST_WINDOW_S
+
+
 def test_soak_report() -> None:
     rows = samples([1000.0] * 30, [20] * 30, [12] * 30)
     result = {"packages": ["attrs==25.4.0"], "settings": soak.soak_settings(1),
               "build_ended_s": 50.0, "warmup_s": 10.0, "minutes": 4.0, "alive": True,
               "actions": {"type": 9, "hover": 2}, "requests": {"answered": 5},
-              "errors": [], "growth": soak.growth(rows, 60.0),
+              "errors": [], "growth": soak.growth(rows, FIRST, LAST),
               "machine": {"cpu_model": "cpu", "cores": 2, "load_start": [0.1, 0.2, 0.3]},
               "load_end": [1.0, 1.0, 1.0], "commit": {"hash": "abc", "dirty": True},
               "command": "python -m slm_lsp.bench.soak --minutes 4"}
     text = soak.render(result)
     assert '"threads": 1' in text and "stayed up" in text and "Bars met: True" in text
+    assert "at rest after the warm-up (60-110 s) | at rest after the editing (240-290 s)" in text
+    assert "then 10 s of warm-up, a rest of 90 s, 4.0 minutes of editing" in text
     assert "- machine: cpu, 2 cores, load average at the start [0.1, 0.2, 0.3], at the end " \
         "[1.0, 1.0, 1.0]; commit abc (dirty)" in text
     assert text.endswith("```\npython -m slm_lsp.bench.soak --minutes 4\n```\n")
@@ -106,8 +127,8 @@ def test_soak_report() -> None:
     for i, row in enumerate(rows):
         row.update({key: 1.0 for key in soak.PARTS},
                    maps={"[heap]": 100.0 + i, "model.gguf": 400.0})
-    text = soak.render({**result, "growth": soak.growth(rows, 60.0)})
-    assert "| first minute | 1000.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 |" in text
+    text = soak.render({**result, "growth": soak.growth(rows, FIRST, LAST)})
+    assert "| first window | 1000.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 |" in text
     assert "| [heap] | 106.0 | 124.0 | +18.0 |" in text and "| model.gguf |" not in text
 
 
