@@ -407,10 +407,11 @@ def growth(samples: list[dict[str, Any]], first_window: tuple[float, float],
     """The first window against the last (each a start and an end, in seconds): the lowest
     resident memory of each (a leak raises it, a burst of work does not; medians are kept
     for the report); and threads and descriptors, which leak when the fewest of the last
-    window outnumber the most sampled from the first window until the last. Timers' and loaders' threads come
-    and go; a pool (asyncio's default executor holds up to six threads on two cores) adds a
-    thread once, the first time that many calls overlap, which may be after the first
-    window (a CI run: 28 threads at most in the first window, 29 from then on). A leaked
+    window outnumber the most sampled from the first window until the last. Timers' and
+    loaders' threads come and go; a pool (asyncio's default executor holds up to six
+    threads on two cores) adds a thread once, the first time that many calls overlap,
+    which may be after the first window (a CI run: 28 threads at most in the first
+    window, 29 from then on). A leaked
     thread or descriptor never returns, so each leaking action raises the floor again."""
     (first_s, first_end), (last_s, last_end) = first_window, last_window
     first = [s for s in samples if first_s <= s["t"] <= first_end]
@@ -591,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="model.threads for the server (default 0: the server's default)")
     parser.add_argument("--release-s", type=int, default=None,
                         help="slm.explain.releaseAfterS for the server, which sets how long "
-                             "the rests are (default: the server's own, 60)")
+                             "the rests are (default: the server's own, "
+                             f"{ExplainSettings.release_after_s})")
     parser.add_argument("--prebuilt", action="store_true",
                         help="build the index with `slm-lsp index` before the server starts")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "soak.json")
