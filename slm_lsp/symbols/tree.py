@@ -20,12 +20,14 @@ from .textcache import text_cache
 log = logging.getLogger(__name__)
 
 
-PARSED_CHARS = 4 << 20
+PARSED_CHARS = 2 << 20
 """Text (in characters) of the file versions whose definitions a `SourceTree` keeps. A
 file's definitions hold its text about twice more (a class's text and its methods'), and
 every keystroke makes a new version. With 256 versions whatever their size, the cap
 before, the definitions the soak benchmark's server held (traced with tracemalloc) grew
-from 9.6 to 21.6 MiB in 20 minutes, and still rose."""
+from 9.6 to 21.6 MiB in 20 minutes, and still rose. 4 Mi characters came next; 2 Mi keeps
+half of that memory at no cost the context benchmark could see (its p95 moved within the
+noise of repeated runs, docs/design.md)."""
 
 
 @text_cache(maxsize=32, max_chars=4 << 20)
