@@ -91,7 +91,9 @@ class SourceTree:
         if not paths:
             from indexer.walker import Walker
 
-            paths = (str(f.path) for f in Walker(self.root).walk())
+            # the walker resolves symlinks; the open documents and the index name files
+            # under the root as the editor gave it, so paths are joined to that root
+            paths = (os.path.join(self.root, f.rel) for f in Walker(self.root).walk())
         out: list[str] = []
         for path in paths:
             if language_for_path(path) is None:
