@@ -49,7 +49,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from ..settings import ExplainSettings
+from ..settings import ExplainSettings, parse_settings
 from .client import BenchServer, Pending
 from .index import DEFAULT_DEVSET, Package, fetch_wheel, read_devset, unpack
 from .machine import (
@@ -318,8 +318,7 @@ def soak_settings(threads: int = 0, release_s: int | None = None) -> dict[str, A
 def rest_s(settings: dict[str, Any]) -> float:
     """How long the script rests before a window: until an explanation context opened
     just before has been freed, then the window."""
-    release = settings.get("explain", {}).get("releaseAfterS", ExplainSettings.release_after_s)
-    return float(release) + REST_WINDOW_S
+    return float(parse_settings(settings)[0].explain.release_after_s) + REST_WINDOW_S
 
 
 async def soak(root: Path, home: Path, minutes: float, warmup_s: float, sample_s: float,
